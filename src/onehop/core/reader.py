@@ -1,0 +1,348 @@
+"""Parse heads and bodies from a byte buffer (RFC 9112 §2-§7).
+
+Design for speed and strictness at once: a complete head is validated by one
+anchored regular expression over the whole field block (C speed, linear, no
+backtracking) and split by one ``findall``. Only when that fails does a slow
+path walk the lines to name the exact fault (obs-fold, bare CR, whitespace
+before the colon, ...). The reader never loops over bytes in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from onehop.core.headers import FIELD_VALUE_RE, TOKEN_RE, Field
+from onehop.errors import (
+    BadStartLine,
+    BareCR,
+    BareLF,
+    BodyTooLarge,
+    ChunkExtensionTooLong,
+    HeaderTooLarge,
+    IncompleteMessage,
+    InvalidChunk,
+    InvalidFieldName,
+    InvalidFieldValue,
+    ObsFold,
+    RemoteProtocolError,
+    TrailerTooLarge,
+    UnsupportedVersion,
+    URITooLong,
+    WhitespaceBeforeColon,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits for what we accept, with defaults close to nginx's.
+
+    nginx allows 8 KiB per request line or field line and 32 KiB per head
+    (``large_client_header_buffers 4 8k``); h11 16 KiB per head.
+    """
+
+    max_head_size: int = 32 * 1024
+    max_line_size: int = 8 * 1024
+    max_fields: int = 100
+    max_chunk_ext_size: int = 1024
+    max_trailer_size: int = 8 * 1024
+    max_body_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_head_size", "max_line_size", "max_fields", "max_chunk_ext_size",
+                     "max_trailer_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_body_size is not None and self.max_body_size < 0:
+            raise ValueError("max_body_size must be >= 0 or None")
+
+
+DEFAULT_LIMITS: Final = Limits()
+
+_TCHAR: Final = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_FIELD_BLOCK_RE: Final = re.compile(rb"(?:[" + _TCHAR + rb"]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
+_FIELD_SPLIT_RE: Final = re.compile(rb"([^:]+):[ \t]*([^\r]*)\r\n")
+_REQUEST_LINE_RE: Final = re.compile(
+    rb"([" + _TCHAR + rb"]+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])"
+)
+_STATUS_LINE_RE: Final = re.compile(
+    rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?"
+)
+_BARE_RE: Final = re.compile(rb"(?<!\r)\n|\r(?!\n)")
+_CHUNK_LINE_RE: Final = re.compile(
+    rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*[" + _TCHAR + rb"]+(?:[ \t]*=[ \t]*(?:[" + _TCHAR
+    + rb"]+|\"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*\"))?)*)"
+)
+#: Longest hex chunk-size accepted: 16 digits fit in 64 bits; more is an overflow attack.
+_MAX_CHUNK_SIZE_DIGITS: Final = 16
+
+
+def _version(major: bytes, minor: bytes) -> bytes:
+    """Map a received HTTP-version to the one we speak (RFC 9110 §2.5).
+
+    A 1.x with x > 1 is treated as 1.1 (minor versions are backward compatible);
+    any other major version is refused with 505.
+    """
+    if major != b"1":
+        raise UnsupportedVersion(f"unsupported HTTP version {major.decode()}.{minor.decode()}")
+    return b"1.0" if minor == b"0" else b"1.1"
+
+
+def diagnose_fields(block: bytes, limits: Limits, what: str = "field") -> RemoteProtocolError:
+    """Name the first fault in a field block the fast regex rejected (slow path)."""
+    m = _BARE_RE.search(block)
+    if m is not None:
+        if m.group() == b"\n":
+            return BareLF(f"bare LF in {what} section")
+        return BareCR(f"bare CR in {what} section")
+    for line in block.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            return ObsFold("obsolete line folding (field line starting with whitespace)")
+        name, sep, value = line.partition(b":")
+        if not sep:
+            return InvalidFieldName(f"{what} line without a colon: {line[:40]!r}")
+        if name != name.rstrip(b" \t"):
+            return WhitespaceBeforeColon(
+                f"whitespace between field name {name.strip().decode('latin-1')!r} and colon"
+            )
+        if not TOKEN_RE.fullmatch(name):
+            return InvalidFieldName(f"invalid field name {name[:40]!r}")
+        if not FIELD_VALUE_RE.fullmatch(value):
+            return InvalidFieldValue(
+                f"invalid octet in value of field {name.decode('latin-1')!r}"
+            )
+    return InvalidFieldName(f"malformed {what} section")
+
+
+def parse_fields(block: bytes, limits: Limits, what: str = "field") -> list[Field]:
+    """Parse a field block (each line ending in CRLF) into validated triples.
+
+    Raises:
+        HeaderTooLarge, and the causes of :func:`diagnose_fields`.
+    """
+    if not block:
+        return []
+    if _FIELD_BLOCK_RE.fullmatch(block) is None:
+        raise diagnose_fields(block, limits, what)
+    if len(block) > limits.max_line_size and max(map(len, block.split(b"\r\n"))) > (
+        limits.max_line_size
+    ):
+        raise HeaderTooLarge(f"a {what} line is longer than {limits.max_line_size} bytes")
+    fields = [(n.lower(), n, v.rstrip(b" \t")) for n, v in _FIELD_SPLIT_RE.findall(block)]
+    if len(fields) > limits.max_fields:
+        raise HeaderTooLarge(f"more than {limits.max_fields} header fields")
+    return fields
+
+
+class HeadParser:
+    """Finds and splits one message head in a growing buffer.
+
+    Owns a scan offset so that a head arriving one byte at a time is searched
+    in linear total time (slowloris cannot make us rescan).
+    """
+
+    __slots__ = ("_is_request", "_limits", "_scanned")
+
+    def __init__(self, limits: Limits, is_request: bool) -> None:
+        self._limits = limits
+        self._is_request = is_request
+        self._scanned = 0
+
+    def reset(self) -> None:
+        self._scanned = 0
+
+    def take_head(self, buf: bytearray) -> tuple[bytes, bytes] | None:
+        """Remove a complete head from *buf*; return (start line, field block).
+
+        Returns None when more bytes are needed.
+
+        Raises:
+            BareLF, BareCR, URITooLong, HeaderTooLarge.
+        """
+        # RFC 9112 §2.2: SHOULD ignore at least one empty line before the request-line.
+        while buf[:2] == b"\r\n":
+            del buf[:2]
+            self._scanned = 0
+        start = self._scanned - 3 if self._scanned > 3 else 0
+        end = buf.find(b"\r\n\r\n", start)
+        if end < 0:
+            self._check_incomplete(buf, start)
+            return None
+        self._scanned = 0
+        line_end = buf.find(b"\r\n")
+        if line_end > self._limits.max_line_size:
+            self._line_too_long()
+        if end + 4 > self._limits.max_head_size:
+            raise HeaderTooLarge(f"message head larger than {self._limits.max_head_size} bytes")
+        start_line = bytes(buf[:line_end])
+        block = bytes(buf[line_end + 2 : end + 2]) if end > line_end else b""
+        del buf[: end + 4]
+        if b"\n" in start_line or b"\r" in start_line:
+            raise (BareLF if b"\n" in start_line else BareCR)("bare line terminator in start line")
+        return start_line, block
+
+    def _check_incomplete(self, buf: bytearray, start: int) -> None:
+        limits = self._limits
+        scan_to = len(buf) - 1 if buf[-1:] == b"\r" else len(buf)
+        m = _BARE_RE.search(buf, start, scan_to)
+        if m is not None:
+            if m.group() == b"\n":
+                raise BareLF("bare LF used as a line terminator")
+            raise BareCR("bare CR in message head")
+        self._scanned = len(buf)
+        if len(buf) > limits.max_line_size and buf.find(b"\r\n", 0, limits.max_line_size) < 0:
+            self._line_too_long()
+        if len(buf) > limits.max_head_size:
+            raise HeaderTooLarge(f"message head larger than {limits.max_head_size} bytes")
+
+    def _line_too_long(self) -> None:
+        if self._is_request:
+            raise URITooLong(f"request-line longer than {self._limits.max_line_size} bytes")
+        raise HeaderTooLarge(f"status-line longer than {self._limits.max_line_size} bytes")
+
+
+def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """Return (method, target, version) of a request-line (RFC 9112 §3).
+
+    Raises:
+        BadStartLine, UnsupportedVersion.
+    """
+    m = _REQUEST_LINE_RE.fullmatch(line)
+    if m is None:
+        raise BadStartLine(f"malformed request-line {line[:60]!r}")
+    method, target, major, minor = m.groups()
+    return method, target, _version(major, minor)
+
+
+def parse_status_line(line: bytes) -> tuple[bytes, int, bytes]:
+    """Return (version, status, reason) of a status-line (RFC 9112 §4).
+
+    A missing reason-phrase with or without its SP is accepted: it carries no
+    meaning and many servers omit it.
+
+    Raises:
+        BadStartLine, UnsupportedVersion.
+    """
+    m = _STATUS_LINE_RE.fullmatch(line)
+    if m is None:
+        raise BadStartLine(f"malformed status-line {line[:60]!r}")
+    major, minor, status, reason = m.groups()
+    code = int(status)
+    if code < 100:
+        raise BadStartLine(f"invalid status code {code}")
+    return _version(major, minor), code, reason or b""
+
+
+class ChunkedReader:
+    """Decode the chunked transfer coding incrementally (RFC 9112 §7.1).
+
+    States: SIZE (expecting a chunk-size line), DATA (inside chunk data), CRLF
+    (after chunk data), TRAILER (after the last chunk).
+    """
+
+    __slots__ = ("_left", "_limits", "_phase", "_total")
+
+    SIZE, DATA, CRLF, TRAILER = range(4)
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._phase = self.SIZE
+        self._left = 0
+        self._total = 0
+
+    def read(self, buf: bytearray, eof: bool) -> bytes | list[Field] | None:
+        """Return data bytes, trailer fields (message complete), or None for NEED_DATA.
+
+        Raises:
+            InvalidChunk, ChunkExtensionTooLong, TrailerTooLarge, BodyTooLarge,
+            IncompleteMessage, and field-section faults for the trailers.
+        """
+        while True:
+            phase = self._phase
+            if phase == self.DATA:
+                if not buf:
+                    break
+                n = self._left
+                if len(buf) <= n:
+                    data = bytes(buf)
+                    buf.clear()
+                else:
+                    data = bytes(buf[:n])
+                    del buf[:n]
+                self._left -= len(data)
+                if self._left == 0:
+                    self._phase = self.CRLF
+                return data
+            if phase == self.SIZE:
+                if not self._read_size(buf):
+                    break
+            elif phase == self.CRLF:
+                if len(buf) < 2:
+                    if buf and buf[:1] != b"\r":
+                        raise InvalidChunk("chunk data not followed by CRLF")
+                    break
+                if buf[:2] != b"\r\n":
+                    raise InvalidChunk("chunk data not followed by CRLF")
+                del buf[:2]
+                self._phase = self.SIZE
+            else:
+                trailers = self._read_trailers(buf)
+                if trailers is not None:
+                    return trailers
+                break
+        if eof:
+            raise IncompleteMessage("connection closed inside a chunked body")
+        return None
+
+    def _read_size(self, buf: bytearray) -> bool:
+        limits = self._limits
+        idx = buf.find(b"\r\n")
+        if idx < 0:
+            if len(buf) > _MAX_CHUNK_SIZE_DIGITS + limits.max_chunk_ext_size + 2:
+                raise ChunkExtensionTooLong("chunk-size line too long")
+            if b"\n" in buf:
+                raise BareLF("bare LF in chunk-size line")
+            return False
+        line = bytes(buf[:idx])
+        m = _CHUNK_LINE_RE.fullmatch(line)
+        if m is None:
+            raise InvalidChunk(f"malformed chunk-size line {line[:40]!r}")
+        digits, ext = m.groups()
+        if len(ext) > limits.max_chunk_ext_size:
+            raise ChunkExtensionTooLong("chunk extensions too long")
+        if len(digits.lstrip(b"0")) > _MAX_CHUNK_SIZE_DIGITS:
+            raise InvalidChunk("chunk-size overflows 64 bits")
+        size = int(digits, 16)
+        del buf[: idx + 2]
+        self._total += size
+        if limits.max_body_size is not None and self._total > limits.max_body_size:
+            raise BodyTooLarge(f"body larger than {limits.max_body_size} bytes")
+        if size == 0:
+            self._phase = self.TRAILER
+        else:
+            self._left = size
+            self._phase = self.DATA
+        return True
+
+    def _read_trailers(self, buf: bytearray) -> list[Field] | None:
+        limits = self._limits
+        if buf[:2] == b"\r\n":
+            del buf[:2]
+            return []
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > limits.max_trailer_size:
+                raise TrailerTooLarge(f"trailer section larger than {limits.max_trailer_size}")
+            scan_to = len(buf) - 1 if buf[-1:] == b"\r" else len(buf)
+            m = _BARE_RE.search(buf, 0, scan_to)
+            if m is not None:
+                raise (BareLF if m.group() == b"\n" else BareCR)("bare line end in trailers")
+            return None
+        if end + 4 > limits.max_trailer_size:
+            raise TrailerTooLarge(f"trailer section larger than {limits.max_trailer_size}")
+        block = bytes(buf[: end + 2])
+        del buf[: end + 4]
+        return parse_fields(block, limits, "trailer")

@@ -1,0 +1,65 @@
+"""The state of one direction of a connection: an Enum and one transition table.
+
+Role-blind on purpose (the hyper ``Reading``/``Writing`` split): the same table
+drives what we write and what we read, for client and server alike. Role rules
+(a server pauses its reader until the response is done; a client may pipeline)
+live in :mod:`onehop.core.connection`, which fires the triggers.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+
+class State(enum.Enum):
+    """Where one direction of a connection is."""
+
+    IDLE = "IDLE"  #: between messages: the next thing is a head
+    BODY = "BODY"  #: a head is done; content until EndOfMessage
+    PAUSED = "PAUSED"  #: a message is done; waiting for the other direction
+    DONE = "DONE"  #: the last message on this connection is done (close)
+    SWITCHED = "SWITCHED"  #: the connection became a tunnel (101 or CONNECT 2xx)
+    CLOSED = "CLOSED"  #: end of stream
+    ERROR = "ERROR"  #: a protocol error; nothing more is valid
+
+
+class Trigger(enum.Enum):
+    """What happened to the direction."""
+
+    HEAD = "head"  #: a message head (a final response, or a request)
+    END = "end"  #: the message ended and the connection persists
+    END_LAST = "end-last"  #: the message ended and it was the last one
+    PAUSE = "pause"  #: the message ended; wait for the other direction
+    RESUME = "resume"  #: the other direction is done; carry on
+    SWITCH = "switch"  #: switch to a tunnel
+    CLOSE = "close"  #: end of stream
+    FAIL = "fail"  #: protocol error
+
+
+S, T = State, Trigger
+
+TRANSITIONS: Final[dict[tuple[State, Trigger], State]] = {
+    (S.IDLE, T.HEAD): S.BODY,
+    (S.IDLE, T.SWITCH): S.SWITCHED,
+    # The peer ended persistence while this direction was between messages.
+    (S.IDLE, T.END_LAST): S.DONE,
+    (S.BODY, T.END): S.IDLE,
+    (S.BODY, T.END_LAST): S.DONE,
+    (S.BODY, T.PAUSE): S.PAUSED,
+    (S.BODY, T.SWITCH): S.SWITCHED,
+    (S.PAUSED, T.RESUME): S.IDLE,
+    (S.PAUSED, T.END_LAST): S.DONE,
+    (S.PAUSED, T.SWITCH): S.SWITCHED,
+    # A tunnel (CONNECT 2xx) opens even when the HTTP exchange would not persist.
+    (S.DONE, T.SWITCH): S.SWITCHED,
+    # Closing is allowed from anywhere but ERROR; what it means (clean or
+    # truncated) is decided by the reader, not by the table.
+    **{(s, T.CLOSE): S.CLOSED for s in State if s is not S.ERROR},
+    **{(s, T.FAIL): S.ERROR for s in State},
+}
+
+
+def transition(state: State, trigger: Trigger) -> State:
+    """Return the next state, or raise KeyError for a transition not in the table."""
+    return TRANSITIONS[(state, trigger)]

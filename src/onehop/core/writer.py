@@ -1,0 +1,87 @@
+"""Serialize heads and frame bodies (RFC 9112 §2-§7).
+
+The writer never trusts the caller for framing: the head's framing fields are
+produced here from the decision in :mod:`onehop.core.connection`, and
+:class:`BodyWriter` refuses content that does not fit it.
+"""
+
+from __future__ import annotations
+
+from onehop.core.framing import Framing
+from onehop.core.headers import Field
+from onehop.errors import FramingMismatch
+
+
+def write_head(
+    start_line: bytes,
+    fields: list[Field],
+    conn_fields: list[Field],
+    tokens: list[bytes],
+    framing_line: bytes,
+) -> bytes:
+    """Return a whole head: start line, end-to-end fields, connection fields,
+    a ``Connection`` line listing *tokens*, the framing line, and the empty line.
+    """
+    parts = [start_line]
+    parts.extend([b"%s: %s" % (f[1], f[2]) for f in fields])
+    if conn_fields:
+        parts.extend([b"%s: %s" % (f[1], f[2]) for f in conn_fields])
+    if tokens:
+        parts.append(b"Connection: " + b", ".join(tokens))
+    if framing_line:
+        parts.append(framing_line)
+    parts.append(b"\r\n")
+    return b"\r\n".join(parts)
+
+
+class BodyWriter:
+    """Frames content for one message and checks it matches the announced framing."""
+
+    __slots__ = ("framing", "remaining")
+
+    def __init__(self, framing: Framing, length: int = 0) -> None:
+        self.framing = framing
+        self.remaining = length
+
+    def data(self, data: bytes) -> bytes:
+        """Return the wire bytes for *data*.
+
+        Raises:
+            FramingMismatch: more content than Content-Length, or content where
+                none is allowed (HEAD, 204, 304, 1xx, a request without length).
+        """
+        framing = self.framing
+        if framing is Framing.CHUNKED:
+            if not data:
+                return b""
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        if framing is Framing.LENGTH:
+            if len(data) > self.remaining:
+                raise FramingMismatch(
+                    f"{len(data)} bytes exceed the {self.remaining} left by Content-Length"
+                )
+            self.remaining -= len(data)
+            return data
+        if framing is Framing.UNTIL_CLOSE:
+            return data
+        if data:
+            raise FramingMismatch("this message cannot have content")
+        return b""
+
+    def end(self, trailers: list[Field]) -> bytes:
+        """Return the wire bytes that end the message.
+
+        Raises:
+            FramingMismatch: content shorter than Content-Length, or trailers
+                without chunked framing (only chunked can carry them, RFC 9112 §7.1.2).
+        """
+        if self.framing is Framing.CHUNKED:
+            if not trailers:
+                return b"0\r\n\r\n"
+            lines = b"".join([b"%s: %s\r\n" % (f[1], f[2]) for f in trailers])
+            return b"0\r\n" + lines + b"\r\n"
+        if trailers:
+            raise FramingMismatch("trailers need chunked framing")
+        if self.framing is Framing.LENGTH and self.remaining:
+            raise FramingMismatch(f"message ended {self.remaining} bytes short of Content-Length")
+        return b""
