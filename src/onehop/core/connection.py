@@ -97,7 +97,13 @@ def reason_phrase(status: int) -> bytes:
 
 
 def _offers_upgrade(conn: ConnectionInfo) -> bool:
+    """A received message offers Upgrade only when Connection lists it (RFC 9110 §7.8)."""
     return b"upgrade" in conn.options and b"upgrade" in conn.fields
+
+
+def _sends_upgrade(conn: ConnectionInfo) -> bool:
+    """A message we send offers Upgrade when it carries the field: the writer lists it."""
+    return b"upgrade" in conn.fields
 
 
 class Connection:
@@ -341,7 +347,7 @@ class Connection:
         if status < 200:
             event = InformationalResponse(status, headers, reason, conn, version)
             if status == 101:
-                if not _offers_upgrade(request.connection):
+                if not _sends_upgrade(request.connection):
                     raise UnexpectedResponse("101 Switching Protocols without an Upgrade offer")
                 self._outstanding.popleft()
                 self._switch()
@@ -427,7 +433,7 @@ class Connection:
         if self._persist:
             self._read = transition(self._read, Trigger.END)
             if self._write is State.PAUSED and (
-                request.method == b"CONNECT" or _offers_upgrade(request.connection)
+                request.method == b"CONNECT" or _sends_upgrade(request.connection)
             ):
                 self._write = transition(self._write, Trigger.RESUME)
         else:
@@ -702,7 +708,7 @@ class Connection:
         request = self._outstanding[-1]
         if not self._persist:
             self._write = transition(self._write, Trigger.END_LAST)
-        elif request.method == b"CONNECT" or _offers_upgrade(request.connection):
+        elif request.method == b"CONNECT" or _sends_upgrade(request.connection):
             self._write = transition(self._write, Trigger.PAUSE)
         else:
             self._write = transition(self._write, Trigger.END)
