@@ -19,11 +19,15 @@ from onehop.core.headers import (
 
 
 def _b(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode("latin-1")
+    return value if type(value) is bytes else _encode(value)
+
+
+def _encode(value: bytes | str) -> bytes:
+    return value.encode("latin-1") if isinstance(value, str) else bytes(value)
 
 
 def _h(headers: HeaderInput) -> Headers:
-    return headers if isinstance(headers, Headers) else Headers(headers)
+    return headers if type(headers) is Headers else Headers(headers)
 
 
 def _slot_names(cls: type) -> tuple[str, ...]:

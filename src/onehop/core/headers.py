@@ -41,6 +41,9 @@ HOP_BY_HOP_FIELDS: Final = frozenset(
 )
 
 
+_OWS: Final = (b" ", b"\t")
+
+
 def _to_bytes(value: bytes | str) -> bytes:
     if isinstance(value, bytes):
         return value
@@ -65,12 +68,16 @@ class Headers:
             self._fields: list[Field] = list(fields._fields)
             return
         built: list[Field] = []
+        name_ok = TOKEN_RE.fullmatch
+        value_ok = FIELD_VALUE_RE.fullmatch
         for name, value in fields:
-            raw = _to_bytes(name)
-            val = _to_bytes(value).strip(b" \t")
-            if not TOKEN_RE.fullmatch(raw):
+            raw = name if type(name) is bytes else _to_bytes(name)
+            val = value if type(value) is bytes else _to_bytes(value)
+            if val[:1] in _OWS or val[-1:] in _OWS:
+                val = val.strip(b" \t")
+            if name_ok(raw) is None:
                 raise InvalidHeaderToSend(f"invalid field name {raw!r}")
-            if not FIELD_VALUE_RE.fullmatch(val):
+            if value_ok(val) is None:
                 raise InvalidHeaderToSend(f"invalid value for field {raw.decode('latin-1')!r}")
             built.append((raw.lower(), raw, val))
         self._fields = built
@@ -318,12 +325,14 @@ def split_fields(fields: list[Field]) -> tuple[Headers, ConnectionInfo]:
         InvalidConnectionHeader: a Connection member is not a token.
     """
     hop = HOP_BY_HOP_FIELDS
-    if not any(f[0] in hop for f in fields):
+    if hop.isdisjoint([f[0] for f in fields]):
         return Headers._trusted(fields), NO_CONNECTION_INFO
     options = parse_token_list([f[2] for f in fields if f[0] == b"connection"])
     nominated = hop | options if options else hop
-    e2e = [f for f in fields if f[0] not in nominated]
-    conn = [f for f in fields if f[0] in nominated]
+    e2e: list[Field] = []
+    conn: list[Field] = []
+    for f in fields:
+        (conn if f[0] in nominated else e2e).append(f)
     return Headers._trusted(e2e), ConnectionInfo._trusted(options, conn)
 
 
