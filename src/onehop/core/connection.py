@@ -31,10 +31,12 @@ from onehop.core.events import (
 from onehop.core.framing import Framing, is_chunked, message_framing, parse_content_length
 from onehop.core.headers import (
     HOP_BY_HOP_FIELDS,
+    NO_CONNECTION_INFO,
     TOKEN_RE,
     ConnectionInfo,
     Field,
     Headers,
+    scan_fields,
     split_fields,
 )
 from onehop.core.persistence import persists_after
@@ -89,6 +91,9 @@ _REASONS: Final = {
     500: b"Internal Server Error", 501: b"Not Implemented", 502: b"Bad Gateway",
     503: b"Service Unavailable", 504: b"Gateway Timeout", 505: b"HTTP Version Not Supported",
 }
+
+
+_STATUS_LINES: Final = {code: b"HTTP/1.1 %d %s" % (code, text) for code, text in _REASONS.items()}
 
 
 def reason_phrase(status: int) -> bytes:
@@ -311,9 +316,11 @@ class Connection:
         method, target, version = parse_request_line(start)
         check_request_target(method, target)
         fields = parse_fields(block, self._limits)
-        check_host(fields, version)
-        framing, length = message_framing(fields, version, request_method=method, status_code=None)
-        headers, conn = split_fields(fields)
+        special = scan_fields(fields)
+        check_host(special.get(b"host") if special else None, version)
+        framing, length = message_framing(special, version, request_method=method,
+                                          status_code=None)
+        headers, conn = split_fields(fields, special)
         self._start_body(framing, length)
         if not persists_after(
             version,
@@ -342,7 +349,8 @@ class Connection:
         start, block = got
         version, status, reason = parse_status_line(start)
         fields = parse_fields(block, self._limits)
-        headers, conn = split_fields(fields)
+        special = scan_fields(fields)
+        headers, conn = split_fields(fields, special)
         request = self._outstanding[0]
         if status < 200:
             event = InformationalResponse(status, headers, reason, conn, version)
@@ -353,7 +361,7 @@ class Connection:
                 self._switch()
             return event
         framing, length = message_framing(
-            fields, version, request_method=request.method, status_code=status
+            special, version, request_method=request.method, status_code=status
         )
         response = Response(status, headers, reason, conn, version)
         if framing is Framing.TUNNEL:
@@ -492,7 +500,7 @@ class Connection:
                 )
             if name == b"content-length":
                 lengths.append(f[2])
-        for option in nominated:
+        for option in nominated:  # (empty for the shared NO_CONNECTION_INFO)
             if not TOKEN_RE.fullmatch(option):
                 raise InvalidMessageToSend(f"connection option {option!r} is not a token")
         return lengths
@@ -503,6 +511,8 @@ class Connection:
             tokens.append(b"close")
         elif peer_10:
             tokens.append(b"keep-alive")
+        if conn is NO_CONNECTION_INFO:
+            return tokens
         for f in conn.fields.fields:
             name = f[0]
             if name not in _UNLISTED and name not in tokens and (persist or name != b"keep-alive"):
@@ -514,6 +524,8 @@ class Connection:
 
     @staticmethod
     def _conn_fields_to_write(conn: ConnectionInfo, persist: bool) -> list[Field]:
+        if conn is NO_CONNECTION_INFO:
+            return []
         return [
             f for f in conn.fields.fields
             if f[0] not in (b"connection", b"transfer-encoding", b"proxy-connection")
@@ -522,6 +534,8 @@ class Connection:
 
     @staticmethod
     def _wants_chunked(conn: ConnectionInfo) -> bool:
+        if conn is NO_CONNECTION_INFO:
+            return False
         te = conn.fields.get_all(b"transfer-encoding")
         if not te:
             return False
@@ -607,7 +621,7 @@ class Connection:
         # RFC 9110 §7.6.1/§15.2: 1xx responses never end the connection; no close here.
         tokens = self._connection_tokens(conn, True, False)
         head = write_head(
-            b"HTTP/1.1 %d %s" % (status, self._reason(event)),
+            self._status_line(event),
             event.headers.fields,
             self._conn_fields_to_write(conn, True),
             [t for t in tokens if t != b"close"],
@@ -618,11 +632,16 @@ class Connection:
             self._switch()
         return head
 
-    def _reason(self, event: InformationalResponse | Response) -> bytes:
-        reason = event.reason or reason_phrase(event.status_code)
-        if not _REASON_RE.fullmatch(reason):
+    @staticmethod
+    def _status_line(event: InformationalResponse | Response) -> bytes:
+        reason = event.reason
+        if not reason:
+            line = _STATUS_LINES.get(event.status_code)
+            if line is not None:
+                return line
+        elif not _REASON_RE.fullmatch(reason):
             raise InvalidMessageToSend(f"invalid reason-phrase {reason!r}")
-        return reason
+        return b"HTTP/1.1 %d %s" % (event.status_code, reason)
 
     def _send_response(self, event: Response) -> bytes:
         if self.role is not Role.SERVER:
@@ -670,7 +689,7 @@ class Connection:
         if framing is Framing.TUNNEL:
             tokens = [t for t in tokens if t not in (b"close", b"keep-alive")]
         head = write_head(
-            b"HTTP/1.1 %d %s" % (status, self._reason(event)),
+            self._status_line(event),
             event.headers.fields,
             self._conn_fields_to_write(conn, persist),
             tokens,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from onehop.core.headers import Field
 from onehop.errors import (
     ChunkedNotLast,
     ConflictingFraming,
@@ -82,14 +81,17 @@ def is_chunked(values: list[bytes]) -> bool:
 
 
 def message_framing(
-    fields: list[Field],
+    special: dict[bytes, list[bytes]] | None,
     http_version: bytes,
     *,
     request_method: bytes | None,
     status_code: int | None,
 ) -> tuple[Framing, int]:
-    """Decide a received message's framing from its fields (RFC 9112 §6.3).
+    """Decide a received message's framing (RFC 9112 §6.3).
 
+    *special* maps lower-case names of the fields that matter here
+    (``transfer-encoding``, ``content-length``) to their values, as built by
+    :func:`onehop.core.headers.scan_fields` (None when the message had none).
     *request_method* is the method of the request (for a response, the request
     it answers); *status_code* is None for a request. Returns (framing, length);
     length is meaningful for ``LENGTH`` only.
@@ -103,14 +105,10 @@ def message_framing(
             return Framing.NO_BODY, 0
         if request_method == b"CONNECT" and status_code < 300:
             return Framing.TUNNEL, 0
-    te: list[bytes] | None = None
-    cl: list[bytes] | None = None
-    for f in fields:
-        name = f[0]
-        if name == b"transfer-encoding":
-            (te := te if te is not None else []).append(f[2])
-        elif name == b"content-length":
-            (cl := cl if cl is not None else []).append(f[2])
+    te = cl = None
+    if special is not None:
+        te = special.get(b"transfer-encoding")
+        cl = special.get(b"content-length")
     if te is not None:
         if cl is not None:
             # RFC 9112 §6.3 (3): "ought to be handled as an error"; smuggling's favourite.

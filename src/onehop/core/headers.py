@@ -313,21 +313,49 @@ class ConnectionInfo:
 NO_CONNECTION_INFO: Final = ConnectionInfo._trusted(frozenset(), [])
 
 
-def split_fields(fields: list[Field]) -> tuple[Headers, ConnectionInfo]:
+#: Fields the parser must look at: framing, Host, and every fixed hop-by-hop one.
+_SPECIAL: Final = HOP_BY_HOP_FIELDS | {b"host", b"content-length"}
+
+
+def scan_fields(fields: list[Field]) -> dict[bytes, list[bytes]] | None:
+    """Collect the values of the fields that framing, Host and segregation need.
+
+    One pass over the fields instead of one per rule (hot path); returns None
+    when the message has none of them.
+    """
+    special: dict[bytes, list[bytes]] | None = None
+    for f in fields:
+        if f[0] in _SPECIAL:
+            if special is None:
+                special = {}
+            values = special.get(f[0])
+            if values is None:
+                special[f[0]] = [f[2]]
+            else:
+                values.append(f[2])
+    return special
+
+
+def split_fields(
+    fields: list[Field], special: dict[bytes, list[bytes]] | bool | None = True
+) -> tuple[Headers, ConnectionInfo]:
     """Split parsed fields into end-to-end headers and connection-specific ones.
 
     RFC 9110 §7.6.1: a proxy "MUST remove any such [connection-specific] fields
     ... and the Connection header field itself" and the fixed hop-by-hop set.
     This is the only function that decides it; the fast path returns the input
-    list unchanged when no field is hop-by-hop.
+    list unchanged when no field is hop-by-hop. *special* is the result of
+    :func:`scan_fields` when the caller already has it.
 
     Raises:
         InvalidConnectionHeader: a Connection member is not a token.
     """
     hop = HOP_BY_HOP_FIELDS
-    if hop.isdisjoint([f[0] for f in fields]):
+    if special is True:
+        special = scan_fields(fields)
+    if not special or hop.isdisjoint(special):
         return Headers._trusted(fields), NO_CONNECTION_INFO
-    options = parse_token_list([f[2] for f in fields if f[0] == b"connection"])
+    options = parse_token_list(special.get(b"connection", ()))
     nominated = hop | options if options else hop
     e2e: list[Field] = []
     conn: list[Field] = []

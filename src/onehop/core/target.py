@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from onehop.core.headers import Field
 from onehop.errors import DuplicateHost, InvalidHost, InvalidRequestTarget, MissingHost
 
 _REG_NAME: Final = rb"[A-Za-z0-9\-._~!$&'()*+,;=%]*"
@@ -45,8 +44,8 @@ def check_request_target(method: bytes, target: bytes) -> None:
         raise InvalidRequestTarget(f"invalid request-target {target[:60]!r}")
 
 
-def check_host(fields: list[Field], http_version: bytes) -> bytes | None:
-    """Return the Host value after checking count and syntax (RFC 9112 §3.2).
+def check_host(hosts: list[bytes] | None, http_version: bytes) -> bytes | None:
+    """Check the Host field lines' count and syntax; return the value (RFC 9112 §3.2).
 
     "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
     request message that lacks a Host header field and to any request message
@@ -56,7 +55,6 @@ def check_host(fields: list[Field], http_version: bytes) -> bytes | None:
     Raises:
         MissingHost, DuplicateHost, InvalidHost.
     """
-    hosts = [f[2] for f in fields if f[0] == b"host"]
     if not hosts:
         if http_version == b"1.0":
             return None

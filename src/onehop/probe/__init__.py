@@ -1,0 +1,12 @@
+"""The probe: judge any HTTP/1.x server or proxy against the Connection rules.
+
+It reads the raw bytes on the wire with its own small socket code (``wire``), so a bug
+in ``onehop.core`` cannot hide itself. ``checks`` holds one check per RFC sentence,
+``origin`` the recording origin behind a proxy under test, ``report`` the output.
+"""
+
+from __future__ import annotations
+
+from onehop.probe.checks import PROXY_CHECKS, SERVER_CHECKS, Check, Result, Verdict
+
+__all__ = ["PROXY_CHECKS", "SERVER_CHECKS", "Check", "Result", "Verdict"]
