@@ -313,6 +313,21 @@ class ConnectionInfo:
 NO_CONNECTION_INFO: Final = ConnectionInfo._trusted(frozenset(), [])
 
 
+_OPTIONS_CACHE: dict[bytes, frozenset[bytes]] = {}
+_OPTIONS_CACHE_SIZE: Final = 256
+
+
+def _single_line_options(value: bytes) -> frozenset[bytes]:
+    """:func:`parse_token_list` for one line, memoised: ``keep-alive`` and
+    ``close`` arrive on most requests. Bounded, so hostile values cannot grow it."""
+    options = _OPTIONS_CACHE.get(value)
+    if options is None:
+        options = parse_token_list([value])
+        if len(_OPTIONS_CACHE) < _OPTIONS_CACHE_SIZE and len(value) < 64:
+            _OPTIONS_CACHE[value] = options
+    return options
+
+
 #: Fields the parser must look at: framing, Host, and every fixed hop-by-hop one.
 _SPECIAL: Final = HOP_BY_HOP_FIELDS | {b"host", b"content-length"}
 
@@ -355,12 +370,16 @@ def split_fields(
         special = scan_fields(fields)
     if not special or hop.isdisjoint(special):
         return Headers._trusted(fields), NO_CONNECTION_INFO
-    options = parse_token_list(special.get(b"connection", ()))
+    lines = special.get(b"connection")
+    if lines is None:
+        options: frozenset[bytes] = frozenset()
+    elif len(lines) == 1:
+        options = _single_line_options(lines[0])
+    else:
+        options = parse_token_list(lines)
     nominated = hop | options if options else hop
-    e2e: list[Field] = []
-    conn: list[Field] = []
-    for f in fields:
-        (conn if f[0] in nominated else e2e).append(f)
+    e2e = [f for f in fields if f[0] not in nominated]
+    conn = [f for f in fields if f[0] in nominated]
     return Headers._trusted(e2e), ConnectionInfo._trusted(options, conn)
 
 
