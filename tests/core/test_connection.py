@@ -402,3 +402,12 @@ def test_clean_eof_between_requests_is_connection_closed() -> None:
     events(server, GET)
     respond(server)
     assert [type(e) for e in events(server, eof=True)] == [ConnectionClosed]
+
+
+def test_content_sent_for_head_is_discarded_rfc9110_9_3_2() -> None:
+    server = Connection(Role.SERVER)
+    events(server, b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+    wire = server.send(Response(200, [("Content-Length", "5")]))
+    wire += server.send(Data(b"hello")) + server.send(EndOfMessage())
+    assert wire == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    assert server.our_state is State.IDLE

@@ -702,10 +702,10 @@ class Connection:
             self._switch()
             return head
         self._persist = persist
-        if framing is Framing.LENGTH and method != b"HEAD" and status != 304:
+        if framing is Framing.LENGTH:
             self._wbody = BodyWriter(framing, self._length(lengths))
         else:
-            self._wbody = BodyWriter(framing)
+            self._wbody = BodyWriter(framing, discard=method == b"HEAD")
         self._write = transition(self._write, Trigger.HEAD)
         return head
 

@@ -37,11 +37,14 @@ def write_head(
 class BodyWriter:
     """Frames content for one message and checks it matches the announced framing."""
 
-    __slots__ = ("framing", "remaining")
+    __slots__ = ("discard", "framing", "remaining")
 
-    def __init__(self, framing: Framing, length: int = 0) -> None:
+    def __init__(self, framing: Framing, length: int = 0, *, discard: bool = False) -> None:
         self.framing = framing
         self.remaining = length
+        #: Content is accepted and dropped: a response to HEAD (RFC 9110 §9.3.2,
+        #: "The server SHOULD NOT send content"), so an app may reuse its GET handler.
+        self.discard = discard
 
     def data(self, data: bytes) -> bytes:
         """Return the wire bytes for *data*.
@@ -64,7 +67,7 @@ class BodyWriter:
             return data
         if framing is Framing.UNTIL_CLOSE:
             return data
-        if data:
+        if data and not self.discard:
             raise FramingMismatch("this message cannot have content")
         return b""
 
