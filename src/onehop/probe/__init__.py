@@ -7,6 +7,9 @@ in ``onehop.core`` cannot hide itself. ``checks`` holds one check per RFC senten
 
 from __future__ import annotations
 
+from onehop.probe import proxy_checks as _proxy_checks  # registers PROXY_CHECKS
 from onehop.probe.checks import PROXY_CHECKS, SERVER_CHECKS, Check, Result, Verdict
+
+del _proxy_checks
 
 __all__ = ["PROXY_CHECKS", "SERVER_CHECKS", "Check", "Result", "Verdict"]

@@ -7,6 +7,7 @@ a peer's orderly close from a reset or a connection left open.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import time
@@ -131,10 +132,8 @@ class Wire:
 
     def close(self) -> None:
         """Close our side; errors are ignored."""
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
     def send(self, data: bytes) -> str | None:
         """Send *data*; return None on success or a short error description."""

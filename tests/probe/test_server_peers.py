@@ -1,0 +1,144 @@
+"""The origin-server checks against real peers: http.server (1.1 and 1.0), uvicorn, nginx."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from onehop.probe import SERVER_CHECKS, Result, Verdict
+from onehop.probe.cli import run_server
+from tests.probe.conftest import (
+    HERE,
+    free_port,
+    http_server_cmd,
+    nginx_cmd,
+    nginx_conf,
+    running,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+PASS, FAIL, INFO = Verdict.PASS, Verdict.FAIL, Verdict.INFO
+
+
+def probe(port: int, path: str = "/index.html") -> dict[str, Result]:
+    results = run_server(
+        f"http://127.0.0.1:{port}{path}", timeout=3.0, idle_limit=3.0, progress=False
+    )
+    assert [r.id for r in results] == [c.id for c in SERVER_CHECKS]
+    return {r.id: r for r in results}
+
+
+def verdicts(results: dict[str, Result]) -> dict[str, Verdict]:
+    return {k: r.verdict for k, r in results.items()}
+
+
+@pytest.fixture(scope="module")
+def http_server_11(www: Path) -> Iterator[dict[str, Result]]:
+    port = free_port()
+    with running(http_server_cmd(port, www, "HTTP/1.1"), port):
+        yield probe(port)
+
+
+@pytest.fixture(scope="module")
+def http_server_10(www: Path) -> Iterator[dict[str, Result]]:
+    port = free_port()
+    with running(http_server_cmd(port, www, "HTTP/1.0"), port):
+        yield probe(port)
+
+
+@pytest.fixture(scope="module")
+def uvicorn() -> Iterator[dict[str, Result]]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "asgi_app:app"]
+    cmd += ["--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "1"]
+    with running(cmd, port):
+        yield probe(port, "/")
+
+
+@pytest.fixture(scope="module")
+def nginx(www: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Result]]:
+    tmp = tmp_path_factory.mktemp("nginx-origin")
+    port = free_port()
+    conf = nginx_conf(tmp, port, f"server {{ listen 127.0.0.1:{port}; root {www}; }}\n")
+    with running(nginx_cmd(tmp, conf), port):
+        yield probe(port)
+
+
+def test_http_server_11_persists_and_honours_exact_close_rfc9112_9_3(
+    http_server_11: dict[str, Result],
+) -> None:
+    v = verdicts(http_server_11)
+    assert v["persist-default"] is PASS
+    assert v["close-honoured"] is PASS
+    assert v["close-uppercase"] is PASS
+    assert v["pipeline-order"] is PASS
+    assert v["head-no-body"] is PASS
+
+
+def test_http_server_11_misses_close_inside_a_list_rfc9110_7_6_1(
+    http_server_11: dict[str, Result],
+) -> None:
+    # http.server compares the whole Connection value with "close": "foo, close" slips by.
+    v = verdicts(http_server_11)
+    assert v["close-in-list"] is FAIL
+    assert v["close-second-line"] is FAIL
+    assert v["missing-host-400"] is FAIL
+
+
+def test_http_server_10_closes_after_each_response_rfc9112_9_3(
+    http_server_10: dict[str, Result],
+) -> None:
+    v = verdicts(http_server_10)
+    assert v["http10-closes"] is PASS
+    assert v["close-in-list"] is PASS
+    assert v["persist-default"] is INFO
+    assert v["http10-keepalive"] is INFO
+    assert "closed by server after 0." in http_server_10["idle-timeout"].evidence
+
+
+def test_uvicorn_honours_close_everywhere_rfc9112_9_6(uvicorn: dict[str, Result]) -> None:
+    v = verdicts(uvicorn)
+    for check in (
+        "persist-default",
+        "close-honoured",
+        "close-echoed",
+        "close-in-list",
+        "close-second-line",
+        "close-beats-keepalive",
+        "pipeline-close",
+        "cl-te-closes",
+        "bad-cl-400-close",
+        "obs-fold-rejected",
+        "no-close-on-1xx",
+    ):
+        assert v[check] is PASS, (check, uvicorn[check].evidence)
+    assert "closed by server after 1." in uvicorn["idle-timeout"].evidence
+
+
+def test_nginx_honours_close_and_rejects_malformed_rfc9112_9_6(nginx: dict[str, Result]) -> None:
+    v = verdicts(nginx)
+    for check in (
+        "persist-default",
+        "close-honoured",
+        "close-echoed",
+        "close-in-list",
+        "close-second-line",
+        "close-beats-keepalive",
+        "http10-closes",
+        "http10-keepalive",
+        "pipeline-order",
+        "pipeline-close",
+        "cl-te-closes",
+        "bad-cl-400-close",
+        "missing-host-400",
+        "double-host-400",
+        "head-no-body",
+        "lingering-close",
+    ):
+        assert v[check] is PASS, (check, nginx[check].evidence)
+    assert FAIL not in v.values(), {k: r.evidence for k, r in nginx.items() if r.verdict is FAIL}
+    assert "closed by server after 2." in nginx["idle-timeout"].evidence
