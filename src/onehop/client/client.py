@@ -1,0 +1,467 @@
+"""The pooled HTTP/1.1 client: ``Client``, ``Response`` and ``Timeout``.
+
+A request borrows a connection from the :class:`~onehop.client.pool.Pool`,
+writes the request, reads the head, and hands the body to the caller as an
+async iterator; when the body ends the connection goes back to the pool if it
+is clean (RFC 9112 §9.3), else it is closed. A request that fails on a reused
+connection before any response byte arrived is sent once more on a fresh
+connection when :func:`~onehop.client.retry.is_retry_safe` says so (RFC 9112
+§9.3.1); otherwise the error names the cause.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+from urllib.parse import urlsplit
+
+from onehop.client.connection import HTTPConnection, Origin
+from onehop.client.errors import (
+    ClientError,
+    ClientTimeout,
+    ServerClosedIdle,
+    ServerDisconnected,
+)
+from onehop.client.pool import Pool, default_ssl_context
+from onehop.client.retry import is_retry_safe
+from onehop.core import ConnectionInfo, Headers, Request, split_headers
+from onehop.core import Response as CoreResponse
+from onehop.errors import HopByHopInHeaders, RemoteProtocolError
+
+HeaderArg = Headers | dict[str, str] | list[tuple[str, str]] | list[tuple[bytes, bytes]] | None
+Body = bytes | AsyncIterable[bytes] | None
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+#: Headers the client computes; a caller's copy is dropped (framing) or kept (Host).
+_FRAMING: Final = frozenset({b"content-length"})
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Seconds to wait for each phase; None waits forever.
+
+    ``connect``: opening TCP and TLS. ``read``: between two received pieces.
+    ``write``: for the server to take each piece we send. ``pool``: for a
+    connection when the pool's limits are reached.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 30.0
+    write: float | None = 30.0
+    pool: float | None = 30.0
+
+    @classmethod
+    def of(cls, value: Timeout | float | None) -> Timeout:
+        """A Timeout from a Timeout, one number for every phase, or None (no limits)."""
+        if isinstance(value, Timeout):
+            return value
+        return cls(value, value, value, value)
+
+
+class Response:
+    """A response: status, end-to-end headers, the connection part apart, and the body.
+
+    ``headers`` never holds hop-by-hop fields; ``connection`` has the
+    ``Connection`` options and connection-specific fields (RFC 9110 §7.6.1).
+    ``reused`` tells whether the request went over a connection that carried
+    an earlier exchange. The body is read with :meth:`aiter_bytes` or
+    :meth:`aread`; :meth:`aclose` gives the connection back (or closes it
+    if the body was not read to its end).
+    """
+
+    def __init__(
+        self,
+        head: CoreResponse,
+        *,
+        method: str,
+        url: str,
+        reused: bool,
+        conn: HTTPConnection,
+        pool: Pool,
+        read_timeout: float | None,
+    ) -> None:
+        self.status_code = head.status_code
+        self.reason = head.reason.decode("latin-1")
+        self.http_version = head.http_version.decode("ascii")
+        self.headers: Headers = head.headers
+        self.connection: ConnectionInfo = head.connection
+        self.method = method
+        self.url = url
+        self.reused = reused
+        self.connection_id = conn.id
+        #: Why the connection was closed after this response, or None if kept.
+        self.close_reason: str | None = None
+        self._head = head
+        self._conn: HTTPConnection | None = conn
+        self._pool = pool
+        self._read_timeout = read_timeout
+        self._content: bytes | None = None
+
+    @property
+    def status(self) -> int:
+        """The status code (alias of ``status_code``)."""
+        return self.status_code
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code} {self.reason}]>"
+
+    @property
+    def content(self) -> bytes:
+        """The body, after :meth:`aread`.
+
+        Raises:
+            ClientError: the body was not read yet.
+        """
+        if self._content is None:
+            raise ClientError("the body was not read: call `await response.aread()`")
+        return self._content
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (replacing invalid bytes)."""
+        return self.content.decode("utf-8", "replace")
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield the body as it arrives; the connection is released at the end.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError (``IncompleteMessage`` when the
+            server closed mid-body, RFC 9112 §8).
+        """
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        conn = self._conn
+        if conn is None:
+            raise ClientError("the response is closed")
+        try:
+            while True:
+                chunk = await conn.read_chunk(self._read_timeout)
+                if chunk is None:
+                    break
+                yield chunk
+        except BaseException as exc:
+            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
+            raise
+        self._done()
+
+    async def aread(self) -> bytes:
+        """Read the whole body and return it."""
+        if self._content is None:
+            self._content = b"".join([c async for c in self.aiter_bytes()])
+        return self._content
+
+    async def aclose(self) -> None:
+        """Release the connection; one whose body is unread is closed (it is not clean)."""
+        if self._conn is not None:
+            self._discard("response closed before its body was read")
+
+    def _done(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        if conn.finish_exchange(self._head):
+            self._pool.release(conn)
+        else:
+            self.close_reason = conn.close_reason
+
+    def _discard(self, reason: str) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        conn.abort(reason)
+        self.close_reason = reason
+
+
+class Client:
+    """An async HTTP/1.1 client over a keep-alive connection pool.
+
+    Use as ``async with Client() as client: r = await client.get(url)``.
+
+    Args:
+        headers: sent with every request (a request's own fields replace them by name).
+        timeout: a :class:`Timeout`, or one number for every phase.
+        max_connections / max_per_origin: the pool's limits.
+        idle_timeout: the client's own limit for an idle connection.
+        keep_alive: False sends ``Connection: close`` with every request.
+        verify: verify TLS certificates (default); False only when asked.
+        ssl_context: a context to use instead of the default one.
+        trace: called with one line of text per connection event (new, reused, closed).
+    """
+
+    def __init__(
+        self,
+        *,
+        headers: HeaderArg = None,
+        timeout: Timeout | float | None = None,
+        max_connections: int = 100,
+        max_per_origin: int = 10,
+        idle_timeout: float = 60.0,
+        keep_alive: bool = True,
+        verify: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        trace: Callable[[str], None] | None = None,
+    ) -> None:
+        self.headers = _headers(headers)
+        self.timeout = Timeout() if timeout is None else Timeout.of(timeout)
+        ctx = ssl_context or default_ssl_context(verify=verify)
+        self._trace = trace
+        self.pool = Pool(
+            max_connections=max_connections,
+            max_per_origin=max_per_origin,
+            idle_timeout=idle_timeout,
+            keep_alive=keep_alive,
+            ssl_context=ctx,
+            trace=trace,
+        )
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self.pool.aclose()
+
+    # --- convenience --------------------------------------------------------------------------
+
+    async def get(self, url: str, **kwargs: object) -> Response:
+        """``request("GET", url, ...)``."""
+        return await self.request("GET", url, **kwargs)  # type: ignore[arg-type]
+
+    async def head(self, url: str, **kwargs: object) -> Response:
+        """``request("HEAD", url, ...)``."""
+        return await self.request("HEAD", url, **kwargs)  # type: ignore[arg-type]
+
+    async def post(self, url: str, **kwargs: object) -> Response:
+        """``request("POST", url, ...)``."""
+        return await self.request("POST", url, **kwargs)  # type: ignore[arg-type]
+
+    async def put(self, url: str, **kwargs: object) -> Response:
+        """``request("PUT", url, ...)``."""
+        return await self.request("PUT", url, **kwargs)  # type: ignore[arg-type]
+
+    async def delete(self, url: str, **kwargs: object) -> Response:
+        """``request("DELETE", url, ...)``."""
+        return await self.request("DELETE", url, **kwargs)  # type: ignore[arg-type]
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: HeaderArg = None,
+        content: Body = None,
+        timeout: Timeout | float | None = None,
+    ) -> Response:
+        """Send a request and read the whole response body.
+
+        Raises:
+            ClientError: a subclass naming the cause (timeouts, connect errors,
+                ``ServerDisconnected``, ``ServerClosedIdle``).
+            RemoteProtocolError: the server sent invalid HTTP.
+            HopByHopInHeaders: *headers* holds a hop-by-hop field that its
+                ``Connection`` field does not list (RFC 9110 §7.6.1).
+        """
+        response = await self.send(method, url, headers=headers, content=content, timeout=timeout)
+        await response.aread()
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: HeaderArg = None,
+        content: Body = None,
+        timeout: Timeout | float | None = None,
+    ) -> AsyncIterator[Response]:
+        """Send a request; yield the response with its body unread (``aiter_bytes``)."""
+        response = await self.send(method, url, headers=headers, content=content, timeout=timeout)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    # --- the exchange -------------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: HeaderArg = None,
+        content: Body = None,
+        timeout: Timeout | float | None = None,
+    ) -> Response:
+        """Send a request; return the response once its head arrived (body unread).
+
+        Raises: as :meth:`request`.
+        """
+        t = self.timeout if timeout is None else Timeout.of(timeout)
+        origin, target, host = _parse_url(url)
+        request = self._build_request(method, target, host, headers, content)
+        replayable = content is None or isinstance(content, bytes | bytearray | memoryview)
+        fresh = False
+        while True:
+            conn, reused = await self.pool.acquire(
+                origin, pool_timeout=t.pool, connect_timeout=t.connect, fresh=fresh
+            )
+            if self._trace is not None:
+                self._trace(
+                    f"connection #{conn.id} {'reused' if reused else 'new'} for {method} {url}"
+                )
+                self._trace_request(request)
+            try:
+                await conn.send_request(request, content, t.write)
+                head = await conn.read_response_head(t.read)
+            except (OSError, ServerDisconnected, RemoteProtocolError) as exc:
+                cause = _cause(exc)
+                received = conn.bytes_received
+                conn.abort(cause)
+                if not fresh and is_retry_safe(
+                    request.method, request.headers, reused, received, replayable
+                ):
+                    if self._trace is not None:
+                        self._trace(f"connection #{conn.id} failed ({cause}); "
+                                    f"retrying {method} on a new connection")
+                    fresh = True
+                    continue
+                if reused and received == 0 and isinstance(exc, ServerDisconnected | OSError):
+                    raise ServerClosedIdle(
+                        f"{method} {url}: the server closed reused connection #{conn.id} before "
+                        f"answering ({cause}); not retried: "
+                        + _why_no_retry(request, replayable, fresh)
+                    ) from exc
+                if isinstance(exc, OSError):
+                    raise ServerDisconnected(f"{method} {url}: {cause}") from exc
+                raise
+            except ClientTimeout as exc:
+                conn.abort(f"{type(exc).__name__} during {method} {url}")
+                raise type(exc)(f"{method} {url}: {type(exc).__name__}") from None
+            except BaseException:
+                conn.abort("request cancelled")
+                raise
+            return Response(
+                head,
+                method=method,
+                url=url,
+                reused=reused,
+                conn=conn,
+                pool=self.pool,
+                read_timeout=t.read,
+            )
+
+    def _trace_request(self, request: Request) -> None:
+        assert self._trace is not None
+        self._trace(f"> {request.method.decode()} {request.target.decode()} HTTP/1.1")
+        for name, value in [*request.headers, *request.connection.fields]:
+            self._trace(f"> {name.decode('latin-1')}: {value.decode('latin-1')}")
+
+    def _build_request(
+        self, method: str, target: bytes, host: bytes, headers: HeaderArg, content: Body
+    ) -> Request:
+        user = _headers(headers)
+        given = {f[0] for f in user.fields}
+        fields = [f for f in self.headers.fields if f[0] not in given] + list(user.fields)
+        e2e, conn = split_headers(Headers._trusted(fields))
+        conn = _listed_only(conn)
+        lengths = e2e.get_all(b"content-length")
+        if not any(f[0] == b"host" for f in e2e.fields):
+            e2e = Headers._trusted([(b"host", b"Host", host), *e2e.fields])
+        e2e = e2e.without(_FRAMING)
+        if isinstance(content, bytes | bytearray | memoryview):
+            if content or method not in ("GET", "HEAD", "DELETE", "OPTIONS", "TRACE"):
+                e2e = e2e.with_field(b"Content-Length", b"%d" % len(content))
+        elif content is not None:
+            if lengths:
+                e2e = e2e.with_field(b"Content-Length", lengths[-1])
+            else:
+                conn = ConnectionInfo(conn.options, [*conn.fields, (b"Transfer-Encoding",
+                                                                    b"chunked")])
+        return Request(method.encode("ascii"), target, e2e, conn, b"1.1")
+
+
+def _listed_only(conn: ConnectionInfo) -> ConnectionInfo:
+    """Keep hop-by-hop fields the caller listed in ``Connection``; reject the rest.
+
+    The issue: never send a hop-by-hop field the caller passed by mistake
+    (RFC 9110 §7.6.1). ``Connection`` itself becomes options the writer lists.
+
+    Raises:
+        HopByHopInHeaders: a hop-by-hop field not named by ``Connection``.
+    """
+    if not conn.fields:
+        return conn
+    kept = []
+    for lname, raw, value in conn.fields.fields:
+        if lname == b"connection":
+            continue
+        if lname not in conn.options:
+            raise HopByHopInHeaders(
+                f"{raw.decode('latin-1')!r} is hop-by-hop (RFC 9110 §7.6.1): list it in "
+                "Connection to send it on purpose, or drop it"
+            )
+        kept.append((raw, value))
+    return ConnectionInfo(conn.options, kept)
+
+
+def _headers(headers: HeaderArg) -> Headers:
+    if headers is None:
+        return Headers()
+    if isinstance(headers, Headers):
+        return headers
+    if isinstance(headers, dict):
+        return Headers(list(headers.items()))
+    return Headers(headers)
+
+
+def _parse_url(url: str) -> tuple[Origin, bytes, bytes]:
+    """Split a URL into the origin, the request-target and the Host value (RFC 9112 §3.2)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ClientError(f"unsupported URL scheme in {url!r}: use http or https")
+    host = parts.hostname
+    if not host:
+        raise ClientError(f"no host in {url!r}")
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        raise ClientError(f"bad port in {url!r}") from exc
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    shown = f"[{host}]" if ":" in host else host
+    host_value = shown if port == _DEFAULT_PORTS[scheme] else f"{shown}:{port}"
+    return (scheme, host, port), target.encode("ascii"), host_value.encode("ascii")
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ConnectionResetError):
+        return f"connection reset by the server ({text})"
+    if isinstance(exc, BrokenPipeError):
+        return f"broken pipe ({text})"
+    return text
+
+
+def _why_no_retry(request: Request, replayable: bool, already_retried: bool) -> str:
+    if already_retried:
+        return "it already failed once on a fresh connection"
+    if not replayable:
+        return "its body is a stream that cannot be replayed"
+    return (f"{request.method.decode()} is not idempotent (RFC 9110 §9.2.2) and no "
+            "Idempotency-Key marks it safe to resend (RFC 9112 §9.3.1)")

@@ -1,0 +1,367 @@
+"""One client connection on asyncio: the core engine fed by an ``asyncio.Protocol``.
+
+A connection is ``NEW`` (being opened), ``ACTIVE`` (one exchange in flight),
+``IDLE`` (in the pool, clean) or ``CLOSED``. The protocol callbacks run on the
+event loop and only feed bytes to the core and wake the one waiting task;
+everything else runs in the task that owns the exchange (the pool lends a
+connection to exactly one task at a time), so no lock is needed.
+
+Because bytes are pushed to us, an idle connection that receives data or EOF
+is marked stale at once (``is_stale``): the pool discards it before reuse
+instead of sending a request the server will never read (RFC 9112 §9.3.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import time
+from collections.abc import AsyncIterable, Callable
+from typing import Final
+
+from onehop.client.errors import ReadTimeout, ServerDisconnected, WriteTimeout
+from onehop.core import (
+    NEED_DATA,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    InformationalResponse,
+    Request,
+    Response,
+    Role,
+)
+from onehop.core import Connection as CoreConnection
+
+#: Origin of a connection: (scheme, host, port).
+Origin = tuple[str, str, int]
+
+#: Stop reading from the socket when this many bytes wait unparsed.
+_READ_HIGH_WATER: Final = 1 << 20
+#: Keep-Alive ``timeout`` margin: the server's clock started before ours and the
+#: request needs time to arrive, so stop reusing a little before it closes.
+KEEP_ALIVE_MARGIN_FRACTION: Final = 0.25
+KEEP_ALIVE_MARGIN_MAX: Final = 1.0
+
+_ids = itertools.count(1)
+
+
+class ConnState(enum.Enum):
+    """Where a pooled connection is in its life."""
+
+    NEW = "NEW"
+    ACTIVE = "ACTIVE"
+    IDLE = "IDLE"
+    CLOSED = "CLOSED"
+
+
+def usable_keep_alive(timeout: int) -> float:
+    """Seconds an idle connection may be reused after a ``Keep-Alive: timeout=N`` hint.
+
+    ``N`` minus a margin of a quarter of ``N``, at most one second (RFC 7230 §A.1.2
+    gives no margin; we pick one so reuse never races the server's close).
+    """
+    return max(0.0, timeout - min(KEEP_ALIVE_MARGIN_MAX, timeout * KEEP_ALIVE_MARGIN_FRACTION))
+
+
+class HTTPConnection(asyncio.Protocol):
+    """One TCP (or TLS) connection driven by :class:`onehop.core.Connection`.
+
+    Owned by the pool; lent to one task at a time, which calls
+    :meth:`send_request`, :meth:`read_response_head`, :meth:`read_chunk` in
+    that order. Fields written by protocol callbacks: ``_lost``, ``_stale``,
+    ``bytes_received``; everything else by the owning task.
+    """
+
+    def __init__(
+        self, origin: Origin, *, keep_alive: bool = True, idle_timeout: float = 60.0
+    ) -> None:
+        self.id = next(_ids)
+        self.origin = origin
+        self.state = ConnState.NEW
+        self.core = CoreConnection(Role.CLIENT, keep_alive=keep_alive)
+        self.idle_timeout = idle_timeout
+        #: Monotonic time after which an idle connection is not reused.
+        self.expires_at = float("inf")
+        #: Requests the server still accepts (``Keep-Alive: max``), None if unknown.
+        self.requests_left: int | None = None
+        self.requests_sent = 0
+        #: Bytes received since the current request was sent (for retry decisions).
+        self.bytes_received = 0
+        self.close_reason: str | None = None
+        self.alpn: str | None = None
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+        self._lost = False
+        self._stale = False
+        self._lost_exc: BaseException | None = None
+        self._close_callback: Callable[[HTTPConnection], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<HTTPConnection #{self.id} {self.state.name} {self.origin}>"
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport; they quack alike.
+        self._transport = transport  # type: ignore[assignment]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.alpn = ssl_object.selected_alpn_protocol()
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is ConnState.IDLE:
+            self._stale = True
+            self.close_reason = "server sent bytes on an idle connection"
+        self.bytes_received += len(data)
+        core = self.core
+        core.receive_data(data)
+        if core.buffered > _READ_HIGH_WATER and self._transport is not None:
+            self._transport.pause_reading()
+            self._read_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        if self.state is ConnState.IDLE:
+            self._stale = True
+            self.close_reason = "server closed the idle connection"
+        self.core.receive_data(b"")
+        self._wake()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost:
+            self._lost = True
+            self._lost_exc = exc
+            self.core.receive_data(b"")
+        if self.state is ConnState.IDLE and self.close_reason is None:
+            self.close_reason = "server closed the idle connection"
+        self._wake()
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+        if self.state is ConnState.IDLE:
+            self.close(self.close_reason or "connection lost")
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- pool-facing --------------------------------------------------------------------------
+
+    def set_close_callback(self, callback: Callable[[HTTPConnection], None]) -> None:
+        """Register the pool's ``callback(conn)``, called once when the connection closes."""
+        self._close_callback = callback
+
+    @property
+    def is_stale(self) -> bool:
+        """The server sent bytes or closed while we were idle: never reuse (RFC 9112 §9.3.1)."""
+        return self._stale or self._lost
+
+    def reuse_refusal(self, now: float) -> str | None:
+        """Why this idle connection must not carry another request, or None if it may."""
+        if self.is_stale:
+            return self.close_reason or "server closed the idle connection"
+        if now >= self.expires_at:
+            return "idle past the keep-alive limit"
+        if not self.core.is_idle:
+            return "connection not clean"
+        return None
+
+    def activate(self) -> None:
+        """Take the connection for one exchange (the pool calls this when lending it)."""
+        self.state = ConnState.ACTIVE
+
+    def close(self, reason: str) -> None:
+        """Close the socket now; idempotent. *reason* is kept for ``-v`` output and errors."""
+        if self.state is ConnState.CLOSED:
+            return
+        self.state = ConnState.CLOSED
+        if self.close_reason is None or not self._stale:
+            self.close_reason = reason
+        if self._transport is not None:
+            self._transport.close()
+        self._wake()
+        callback = self._close_callback
+        self._close_callback = None
+        if callback is not None:
+            callback(self)
+
+    def abort(self, reason: str) -> None:
+        """Close without flushing (after a timeout or a broken exchange)."""
+        if self._transport is not None:
+            self._transport.abort()
+        self.close(reason)
+
+    # --- the exchange -------------------------------------------------------------------------
+
+    async def send_request(
+        self,
+        request: Request,
+        body: bytes | AsyncIterable[bytes] | None,
+        write_timeout: float | None,
+    ) -> None:
+        """Write the request head and body.
+
+        Raises:
+            ServerDisconnected: the connection was already gone.
+            WriteTimeout: the server did not take the bytes in time.
+        """
+        core = self.core
+        transport = self._transport
+        self.bytes_received = 0
+        self.requests_sent += 1
+        if self.requests_left is not None:
+            self.requests_left -= 1
+        if self._lost or transport is None or transport.is_closing():
+            raise ServerDisconnected("the connection was closed before the request was sent")
+        out = core.send(request)
+        if body is None or isinstance(body, bytes | bytearray | memoryview):
+            if body:
+                out += core.send(Data(bytes(body)))
+            out += core.send(EndOfMessage())
+            transport.write(out)
+            if self._write_paused:
+                await self._drain(write_timeout)
+            return
+        transport.write(out)
+        async for chunk in body:
+            if chunk:
+                if self._lost:
+                    raise ServerDisconnected("server closed the connection during the upload")
+                transport.write(core.send(Data(bytes(chunk))))
+                if self._write_paused:
+                    await self._drain(write_timeout)
+        transport.write(core.send(EndOfMessage()))
+        if self._write_paused:
+            await self._drain(write_timeout)
+
+    async def _drain(self, timeout: float | None) -> None:
+        while self._write_paused and not self._lost:
+            fut = self._drain_waiter = self._loop.create_future()
+            handle = None
+            if timeout is not None:
+                handle = self._loop.call_later(timeout, _expire, fut, WriteTimeout)
+            try:
+                await fut
+            finally:
+                self._drain_waiter = None
+                if handle is not None:
+                    handle.cancel()
+        if self._lost:
+            raise ServerDisconnected("server closed the connection during the upload")
+
+    async def _next_event(self, timeout: float | None) -> Event:
+        core = self.core
+        while True:
+            event = core.next_event()
+            if event is not NEED_DATA:
+                assert isinstance(event, Event), event
+                return event
+            if self._read_paused and self._transport is not None:
+                self._read_paused = False
+                self._transport.resume_reading()
+            fut = self._waiter = self._loop.create_future()
+            handle = None
+            if timeout is not None:
+                handle = self._loop.call_later(timeout, _expire, fut, ReadTimeout)
+            try:
+                await fut
+            finally:
+                self._waiter = None
+                if handle is not None:
+                    handle.cancel()
+
+    async def read_response_head(self, timeout: float | None) -> Response:
+        """Return the final response head, skipping 1xx responses (RFC 9110 §15.2).
+
+        Raises:
+            ServerDisconnected: the server closed before a response began.
+            ReadTimeout: nothing arrived within *timeout*.
+            RemoteProtocolError: the server sent invalid HTTP.
+        """
+        while True:
+            event = await self._next_event(timeout)
+            if type(event) is Response:
+                return event
+            if type(event) is InformationalResponse:
+                continue
+            if type(event) is ConnectionClosed:
+                raise ServerDisconnected(
+                    "server closed the connection without answering"
+                    + (f" ({self._lost_exc})" if self._lost_exc else "")
+                )
+            raise ServerDisconnected(f"unexpected event {event!r}")  # pragma: no cover
+
+    async def read_chunk(self, timeout: float | None) -> bytes | None:
+        """Return the next piece of the response body, or None at its end.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError (``IncompleteMessage`` when the
+            server closed mid-body, RFC 9112 §8).
+        """
+        event = await self._next_event(timeout)
+        if type(event) is Data:
+            return event.data
+        if type(event) is EndOfMessage:
+            return None
+        raise ServerDisconnected(f"unexpected event {event!r}")  # pragma: no cover
+
+    def finish_exchange(self, response: Response) -> bool:
+        """After the whole response is read: go IDLE if clean, else close. Return whether kept.
+
+        RFC 9112 §9.3: reuse only when both messages are complete, no ``close``
+        was sent or received, and no EOF was seen; the server's ``Keep-Alive``
+        hints (RFC 7230 §A.1.2) shorten the idle life and cap the requests.
+        """
+        if self.state is ConnState.CLOSED:
+            return False
+        core = self.core
+        if not core.is_idle or self._lost or self._stale:
+            self.close(self._why_not_persistent(response))
+            return False
+        params = response.connection.keep_alive_params
+        now = time.monotonic()
+        life = self.idle_timeout
+        if params.timeout is not None:
+            life = min(life, usable_keep_alive(params.timeout))
+        if params.max is not None:
+            self.requests_left = params.max
+        if life <= 0 or self.requests_left == 0:
+            self.close("server's Keep-Alive limit reached"
+                       if self.requests_left == 0 else "server's Keep-Alive timeout too short")
+            return False
+        self.expires_at = now + life
+        self.state = ConnState.IDLE
+        return True
+
+    def _why_not_persistent(self, response: Response) -> str:
+        if response.connection.close:
+            return "server sent Connection: close"
+        if response.http_version == b"1.0" and not response.connection.keep_alive:
+            return "HTTP/1.0 response without keep-alive"
+        if not self.core.keep_alive:
+            return "client sent Connection: close"
+        if self._lost or self._stale:
+            return "server closed the connection"
+        return "connection not clean after the exchange"
+
+
+def _expire(fut: asyncio.Future[None], exc: type[Exception]) -> None:
+    if not fut.done():
+        fut.set_exception(exc("timed out"))
