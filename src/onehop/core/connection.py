@@ -493,7 +493,9 @@ class Connection:
         lengths: list[bytes] = []
         for f in headers.fields:
             name = f[0]
-            if name in HOP_BY_HOP_FIELDS or name in nominated:
+            if name in HOP_BY_HOP_FIELDS or name in nominated or name == b"close":
+                # "close" is a reserved field name (RFC 9110 §18.4): our own
+                # ``Connection: close`` would nominate it and strip it.
                 raise HopByHopInHeaders(
                     f"{f[1].decode('latin-1')!r} is hop-by-hop: pass it in `connection`, not "
                     "`headers` (RFC 9110 §7.6.1)"

@@ -74,6 +74,7 @@ _CHUNK_LINE_RE: Final = re.compile(
     rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*[" + _TCHAR + rb"]+(?:[ \t]*=[ \t]*(?:[" + _TCHAR
     + rb"]+|\"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*\"))?)*)"
 )
+_HEX_PREFIX_RE: Final = re.compile(rb"[0-9A-Fa-f]*")
 #: Longest hex chunk-size accepted: 16 digits fit in 64 bits; more is an overflow attack.
 _MAX_CHUNK_SIZE_DIGITS: Final = 16
 
@@ -193,7 +194,10 @@ class HeadParser:
                 raise BareLF("bare LF used as a line terminator")
             raise BareCR("bare CR in message head")
         self._scanned = len(buf)
-        if len(buf) > limits.max_line_size and buf.find(b"\r\n", 0, limits.max_line_size) < 0:
+        # A line may hold max_line_size octets before its CRLF.
+        if len(buf) > limits.max_line_size + 1 and (
+            buf.find(b"\r\n", 0, limits.max_line_size + 2) < 0
+        ):
             self._line_too_long()
         if len(buf) > limits.max_head_size:
             raise HeaderTooLarge(f"message head larger than {limits.max_head_size} bytes")
@@ -300,11 +304,20 @@ class ChunkedReader:
     def _read_size(self, buf: bytearray) -> bool:
         limits = self._limits
         idx = buf.find(b"\r\n")
+        # The same checks run on a partial line and on a complete one, so the
+        # verdict does not depend on how the bytes were split.
+        region = buf if idx < 0 else buf[:idx]
+        hex_match = _HEX_PREFIX_RE.match(region)
+        n_digits = hex_match.end() if hex_match is not None else 0
+        if len(region[:n_digits].lstrip(b"0")) > _MAX_CHUNK_SIZE_DIGITS:
+            raise InvalidChunk("chunk-size overflows 64 bits")
+        if n_digits > _MAX_CHUNK_SIZE_DIGITS + limits.max_chunk_ext_size:
+            raise InvalidChunk("chunk-size line too long")
+        if len(region) - n_digits > limits.max_chunk_ext_size + 1:
+            raise ChunkExtensionTooLong("chunk extensions too long")
+        if b"\n" in region:
+            raise BareLF("bare LF in chunk-size line")
         if idx < 0:
-            if len(buf) > _MAX_CHUNK_SIZE_DIGITS + limits.max_chunk_ext_size + 2:
-                raise ChunkExtensionTooLong("chunk-size line too long")
-            if b"\n" in buf:
-                raise BareLF("bare LF in chunk-size line")
             return False
         line = bytes(buf[:idx])
         m = _CHUNK_LINE_RE.fullmatch(line)
@@ -313,8 +326,6 @@ class ChunkedReader:
         digits, ext = m.groups()
         if len(ext) > limits.max_chunk_ext_size:
             raise ChunkExtensionTooLong("chunk extensions too long")
-        if len(digits.lstrip(b"0")) > _MAX_CHUNK_SIZE_DIGITS:
-            raise InvalidChunk("chunk-size overflows 64 bits")
         size = int(digits, 16)
         del buf[: idx + 2]
         self._total += size

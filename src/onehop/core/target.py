@@ -12,11 +12,11 @@ from typing import Final
 
 from onehop.errors import DuplicateHost, InvalidHost, InvalidRequestTarget, MissingHost
 
-_REG_NAME: Final = rb"[A-Za-z0-9\-._~!$&'()*+,;=%]*"
+_REG_NAME: Final = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
 _IP_LITERAL: Final = rb"\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]"
 _HOST_RE: Final = re.compile(rb"(?:" + _IP_LITERAL + rb"|" + _REG_NAME + rb")(?::[0-9]*)?")
 _AUTHORITY_RE: Final = re.compile(
-    rb"(?:" + _IP_LITERAL + rb"|[A-Za-z0-9\-._~!$&'()*+,;=%]+):[0-9]{1,5}"
+    rb"(?:" + _IP_LITERAL + rb"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+):[0-9]{1,5}"
 )
 _ABSOLUTE_RE: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*:[^#]*")
 
