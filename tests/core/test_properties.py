@@ -47,7 +47,8 @@ VALUE_CHARS = "\t " + "".join(map(chr, range(0x21, 0x7F))) + "".join(map(chr, ra
 TARGET_CHARS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
 #: Names our generated end-to-end fields must avoid: framing, Host, and the hop-by-hop set.
-RESERVED = HOP_BY_HOP_FIELDS | {b"host", b"content-length", b"transfer-encoding"}
+# "close" is a reserved field name (RFC 9110 §18.4): the writer refuses it.
+RESERVED = HOP_BY_HOP_FIELDS | {b"host", b"content-length", b"transfer-encoding", b"close"}
 
 tokens = st.text(alphabet=TCHAR, min_size=1, max_size=10).map(str.encode)
 values = st.text(alphabet=VALUE_CHARS, max_size=20).map(

@@ -1,0 +1,6 @@
+"""The ASGI origin server: ``onehop serve``, :func:`serve`, :class:`Server` and :class:`Config`."""
+
+from onehop.server.config import Config
+from onehop.server.server import Server, serve
+
+__all__ = ["Config", "Server", "serve"]

@@ -1,0 +1,103 @@
+"""``onehop serve module:app``: uvicorn's flags where they overlap, plus onehop's own."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from onehop._aio import LOOP_CHOICES
+from onehop.core import DEFAULT_LIMITS, Limits
+from onehop.server.config import KEEP_ALIVE_HEADER_CHOICES, Config
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand to the top-level parser's *subparsers*."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "serve", help="run an ASGI application (HTTP/1.0 and 1.1, lifespan)",
+        description="Run an ASGI 3 application with RFC 9112 §9 connection management.",
+    )
+    p.add_argument("app", help="the application, as module:attribute")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--uds", default=None, help="bind to this Unix domain socket")
+    p.add_argument("--fd", type=int, default=None, help="serve on this inherited socket fd")
+    p.add_argument("--app-dir", default=".", help="put this directory on sys.path first")
+    p.add_argument("--factory", action="store_true", help="APP is a factory to call")
+    p.add_argument("--workers", type=int, default=1, help="supervised worker processes")
+    p.add_argument("--loop", choices=LOOP_CHOICES, default="auto")
+    p.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--timeout-keep-alive", type=float, default=5.0,
+                   help="idle seconds before a keep-alive connection is closed (and announced)")
+    p.add_argument("--limit-max-requests", type=int, default=None,
+                   help="stop the server after this many requests")
+    p.add_argument("--limit-concurrency", type=int, default=None,
+                   help="answer 503 beyond this many connections or tasks")
+    p.add_argument("--timeout-graceful-shutdown", type=float, default=None)
+    p.add_argument("--root-path", default="")
+    p.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                   help="comma-separated addresses trusted for X-Forwarded-*, or *")
+    p.add_argument("--server-header", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--backlog", type=int, default=2048)
+    # onehop's own
+    p.add_argument("--keep-alive", action=argparse.BooleanOptionalAction, default=True,
+                   help="persist connections at all (RFC 9112 §9.3)")
+    p.add_argument("--http10-keep-alive", action=argparse.BooleanOptionalAction, default=True,
+                   help="honour Connection: keep-alive from HTTP/1.0 clients")
+    p.add_argument("--keep-alive-header", choices=KEEP_ALIVE_HEADER_CHOICES, default="http10",
+                   help="when to send Keep-Alive: timeout=N, max=M")
+    p.add_argument("--max-requests-per-connection", type=int, default=1000)
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a started request head may take (answered 408)")
+    p.add_argument("--linger-timeout", type=float, default=2.0)
+    p.add_argument("--max-head-size", type=int, default=DEFAULT_LIMITS.max_head_size)
+    p.add_argument("--max-line-size", type=int, default=DEFAULT_LIMITS.max_line_size)
+    p.add_argument("--max-fields", type=int, default=DEFAULT_LIMITS.max_fields)
+    p.add_argument("--max-body-size", type=int, default=None)
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Build the :class:`Config` the parsed arguments describe."""
+    limits = Limits(
+        max_head_size=args.max_head_size, max_line_size=args.max_line_size,
+        max_fields=args.max_fields, max_body_size=args.max_body_size,
+    )
+    return Config(
+        app=args.app, host=args.host, port=args.port, uds=args.uds, fd=args.fd,
+        app_dir=args.app_dir, factory=args.factory, workers=args.workers, loop=args.loop,
+        lifespan=args.lifespan, log_level=args.log_level, access_log=args.access_log,
+        timeout_keep_alive=args.timeout_keep_alive, limit_max_requests=args.limit_max_requests,
+        limit_concurrency=args.limit_concurrency,
+        timeout_graceful_shutdown=args.timeout_graceful_shutdown, root_path=args.root_path,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",")],
+        server_header=args.server_header, date_header=args.date_header, backlog=args.backlog,
+        keep_alive=args.keep_alive, http10_keep_alive=args.http10_keep_alive,
+        keep_alive_header=args.keep_alive_header,
+        max_requests_per_connection=args.max_requests_per_connection,
+        header_timeout=args.header_timeout, linger_timeout=args.linger_timeout, limits=limits,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; return the exit status."""
+    level = logging.DEBUG if args.log_level == "trace" else getattr(logging,
+                                                                     args.log_level.upper())
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    config = config_from_args(args)
+    if config.workers > 1:
+        from onehop.server.workers import run_workers
+
+        return run_workers(config)
+    from onehop.server.server import Server
+
+    server = Server(config)
+    server.run()
+    return 0 if server.started else 3

@@ -1,0 +1,91 @@
+"""Server settings: one frozen-ish object shared by every connection of a server."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from onehop.core import Limits
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: ``keep_alive_header`` values: when to announce ``Keep-Alive: timeout=N, max=M``.
+KEEP_ALIVE_HEADER_CHOICES = ("never", "http10", "always")
+
+
+@dataclass
+class Config:
+    """Everything a :class:`~onehop.server.Server` needs; defaults follow uvicorn's.
+
+    ``timeout_keep_alive`` is the real idle timer and the value announced in
+    ``Keep-Alive: timeout=N`` (RFC 7230 §A.1.2), so pools expire first.
+    ``max_requests_per_connection`` bounds one connection; its last response
+    carries ``close`` (RFC 9112 §9.6). ``header_timeout`` bounds how long a
+    started request head may take to arrive (slow-loris).
+    """
+
+    app: ASGIApp | str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    uds: str | None = None
+    fd: int | None = None
+    sockets: list[Any] | None = None
+    loop: str = "auto"
+    lifespan: str = "auto"
+    factory: bool = False
+    app_dir: str | None = None
+    root_path: str = ""
+    log_level: str | int | None = None
+    access_log: bool = True
+    server_header: bool = True
+    date_header: bool = True
+    keep_alive: bool = True
+    http10_keep_alive: bool = True
+    keep_alive_header: str = "http10"
+    timeout_keep_alive: float = 5.0
+    header_timeout: float = 10.0
+    linger_timeout: float = 2.0
+    timeout_graceful_shutdown: float | None = None
+    max_requests_per_connection: int | None = 1000
+    limit_concurrency: int | None = None
+    limit_max_requests: int | None = None
+    backlog: int = 2048
+    proxy_headers: bool = False
+    forwarded_allow_ips: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    install_signal_handlers: bool = True
+    limits: Limits = field(default_factory=Limits)
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.keep_alive_header not in KEEP_ALIVE_HEADER_CHOICES:
+            raise ValueError(f"keep_alive_header must be one of {KEEP_ALIVE_HEADER_CHOICES}")
+        if self.max_requests_per_connection is not None and self.max_requests_per_connection < 1:
+            raise ValueError("max_requests_per_connection must be >= 1")
+
+    def load_app(self) -> ASGIApp:
+        """Return the ASGI callable, importing ``module:attr`` strings.
+
+        Raises:
+            ImportError, AttributeError: the app cannot be found.
+        """
+        app = self.app
+        if isinstance(app, str):
+            if self.app_dir is not None and self.app_dir not in sys.path:
+                sys.path.insert(0, self.app_dir)
+            module_name, sep, attr = app.partition(":")
+            if not sep or not attr:
+                raise ImportError(f"app must look like 'module:attribute', got {app!r}")
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            app = obj
+        if self.factory:
+            app = app()  # type: ignore[call-arg,assignment]
+        return app

@@ -1,0 +1,651 @@
+"""One client connection: bytes from the transport through the core to ASGI cycles.
+
+:class:`HttpProtocol` owns the transport, the core :class:`Connection` and the
+timers; everything runs on the event loop's thread, so no locks. Requests are
+answered one at a time, in order: the core yields the next pipelined request
+only after the previous response's end was sent (RFC 9112 §9.3.2). Persistence
+is decided by the core alone (RFC 9112 §9.3); this layer only adds ``close``
+when it wants the connection to end (request limit, shutdown) and announces
+the idle timer in ``Keep-Alive`` (RFC 7230 §A.1.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote
+
+from onehop._aio import FlowControl
+from onehop.core import (
+    NEED_DATA,
+    PAUSED,
+    Connection,
+    ConnectionClosed,
+    ConnectionInfo,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    Request,
+    Response,
+    Role,
+    split_headers,
+)
+from onehop.errors import IncompleteMessage, RemoteProtocolError
+
+if TYPE_CHECKING:
+    from onehop.server.config import ASGIApp, Config, Message
+    from onehop.server.server import ServerState
+
+logger: Final = logging.getLogger("onehop.server")
+access_logger: Final = logging.getLogger("onehop.access")
+
+#: Request body bytes buffered for the app before reading pauses (as uvicorn).
+BODY_HIGH_WATER: Final = 64 * 1024
+#: Unparsed bytes (pipelined requests) buffered before reading pauses.
+PIPELINE_HIGH_WATER: Final = 64 * 1024
+
+_CLOSE_OPTION: Final = frozenset({b"close"})
+_DROP_FROM_APP: Final = frozenset(
+    {b"connection", b"transfer-encoding", b"keep-alive", b"proxy-connection"}
+)
+_ASGI: Final = {"version": "3.0", "spec_version": "2.4"}
+
+
+class _DateCache:
+    """The ``Date`` field value, formatted once per second (RFC 9110 §6.6.1)."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True).encode("ascii")
+        return self._value
+
+
+DATE: Final = _DateCache()
+
+
+def _error_response(status: int, text: str) -> tuple[Response, bytes]:
+    body = text.encode("latin-1", "replace") + b"\n"
+    headers = [
+        (b"Content-Type", b"text/plain; charset=utf-8"),
+        (b"Content-Length", b"%d" % len(body)),
+        (b"Date", DATE.get()),
+    ]
+    return Response(status, headers, connection=ConnectionInfo(options=_CLOSE_OPTION)), body
+
+
+class HttpProtocol(asyncio.Protocol):
+    """The server side of one connection (RFC 9112 §9).
+
+    Owns: ``transport``, ``conn`` (the core), ``cycle`` (the request being
+    answered, or whose body is still arriving after its response), and the
+    one timer (idle keep-alive or header read) in ``_timer``.
+    """
+
+    def __init__(self, config: Config, state: ServerState, app: ASGIApp) -> None:
+        self.config = config
+        self.state = state
+        self.app = app
+        self.loop = asyncio.get_running_loop()
+        self.conn = Connection(
+            Role.SERVER,
+            limits=config.limits,
+            keep_alive=config.keep_alive,
+            http10_keep_alive=config.http10_keep_alive,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.flow = FlowControl()
+        self.cycle: RequestCycle | None = None
+        self.server_addr: tuple[str, int] | None = None
+        self.client_addr: tuple[str, int] | None = None
+        self.requests = 0
+        self.read_paused = False
+        self.closing = False
+        self.lingering = False
+        self.eof = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = ""
+
+    # --- transport callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.state.connections.add(self)
+        self.server_addr = _addr(transport.get_extra_info("sockname"))
+        self.client_addr = _addr(transport.get_extra_info("peername"))
+        if self.state.shutting_down:
+            transport.close()
+            return
+        self._set_timer("idle")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        self._cancel_timer()
+        self.closing = True
+        self.flow.close()
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.disconnected = True
+            cycle.wake()
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # RFC 9112 §9.6: read and discard until the peer sees our close
+        self.conn.receive_data(data)
+        self._handle_events()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        if self.lingering:
+            return False
+        self.conn.receive_data(b"")
+        self._handle_events()
+        # Keep our write side open while a response is still owed.
+        return self.cycle is not None and not self.closing
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _handle_events(self) -> None:
+        """Pull events from the core until it needs bytes or waits on our response."""
+        conn = self.conn
+        while not self.closing:
+            try:
+                event = conn.next_event()
+            except IncompleteMessage:
+                self._client_gone()
+                return
+            except RemoteProtocolError as exc:
+                self._protocol_error(exc.status_hint, exc.msg)
+                return
+            kind = type(event)
+            if kind is Data:
+                cycle = self.cycle
+                assert cycle is not None
+                cycle.feed(event.data)  # type: ignore[union-attr]
+                if cycle.body_size > BODY_HIGH_WATER:
+                    self._pause_reading()
+                    return
+            elif kind is EndOfMessage:
+                cycle = self.cycle
+                assert cycle is not None
+                cycle.feed_end()
+                if cycle.response_complete:
+                    self.cycle = None  # the body outlived its response: keep going
+            elif kind is Request:
+                self._start_cycle(event)  # type: ignore[arg-type]
+            elif event is NEED_DATA:
+                if self.cycle is None and self._timer_kind != "header" and conn.buffered:
+                    self._set_timer("header")
+                return
+            elif event is PAUSED:
+                if conn.must_close:
+                    if self.cycle is None:
+                        self._close()
+                elif conn.buffered > PIPELINE_HIGH_WATER:
+                    self._pause_reading()
+                return
+            elif kind is ConnectionClosed:
+                if self.cycle is None:
+                    self._close()
+                return
+            else:  # pragma: no cover - the core yields nothing else to a server
+                return
+
+    def _start_cycle(self, request: Request) -> None:
+        self._cancel_timer()
+        self.requests += 1
+        state = self.state
+        state.total_requests += 1
+        limit = self.config.limit_max_requests
+        if limit is not None and state.total_requests >= limit:
+            state.request_exit()
+        cycle = RequestCycle(self, request)
+        self.cycle = cycle
+        concurrency = self.config.limit_concurrency
+        app = self.app
+        if concurrency is not None and (
+            len(state.connections) > concurrency or len(state.tasks) >= concurrency
+        ):
+            app = _service_unavailable
+        task = self.loop.create_task(cycle.run(app))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Let bytes flow again (the app consumed the body, or a response ended)."""
+        if self.read_paused and not self.closing and self.transport is not None:
+            self.read_paused = False
+            self.transport.resume_reading()
+            # Events may already be parsed-ready in the core (e.g. the body's end arrived
+            # with the chunk that made us pause): no new bytes would ever pull them out.
+            self._handle_events()
+
+    # --- responses ----------------------------------------------------------------------------
+
+    def wants_close(self) -> bool:
+        """Whether the response being started must carry ``close`` (limit or shutdown)."""
+        limit = self.config.max_requests_per_connection
+        return self.state.shutting_down or (limit is not None and self.requests >= limit)
+
+    def keep_alive_field(self, request: Request) -> tuple[bytes, bytes] | None:
+        """The ``Keep-Alive`` hint for this response, taken from the real timers."""
+        mode = self.config.keep_alive_header
+        if mode == "never" or (mode == "http10" and request.http_version != b"1.0"):
+            return None
+        timeout = int(self.config.timeout_keep_alive)
+        limit = self.config.max_requests_per_connection
+        if limit is None:
+            return (b"Keep-Alive", b"timeout=%d" % timeout)
+        return (b"Keep-Alive", b"timeout=%d, max=%d" % (timeout, limit - self.requests))
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        """The cycle's final byte was handed to the transport."""
+        if access_logger.isEnabledFor(logging.INFO) and self.config.access_log:
+            self._log_access(cycle)
+        if self.conn.must_close or self.state.shutting_down:
+            self._close()
+            return
+        if cycle.body_complete and self.cycle is cycle:
+            self.cycle = None
+        self._set_timer("idle")
+        if self.read_paused:
+            self.resume_reading()  # also pulls the next pipelined request
+        else:
+            self._handle_events()
+
+    def _log_access(self, cycle: RequestCycle) -> None:
+        client = f"{self.client_addr[0]}:{self.client_addr[1]}" if self.client_addr else "-"
+        req = cycle.request
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d', client, req.method.decode("latin-1"),
+            req.target.decode("latin-1"), req.http_version.decode("latin-1"), cycle.status,
+        )
+
+    def _protocol_error(self, status: int, text: str) -> None:
+        """Answer a malformed request with the core's status and close (RFC 9112 §2.2)."""
+        cycle = self.cycle
+        if cycle is not None:
+            if cycle.response_started:
+                self.abort()
+                return
+            cycle.disconnected = True
+            cycle.wake()
+        self.cycle = None
+        response, body = _error_response(status, text)
+        try:
+            head = self.conn.send(response)
+            tail = self.conn.send(Data(body)) + self.conn.send(EndOfMessage())
+        except Exception:  # the core refused: nothing sensible left to say
+            self.abort()
+            return
+        if self.transport is not None:
+            self.transport.write(head + tail)
+        self._close()
+
+    def _client_gone(self) -> None:
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.disconnected = True
+            cycle.wake()
+        self.abort()
+
+    # --- timers and closing -------------------------------------------------------------------
+
+    def _set_timer(self, kind: str) -> None:
+        self._cancel_timer()
+        delay = self.config.timeout_keep_alive if kind == "idle" else self.config.header_timeout
+        self._timer_kind = kind
+        self._timer = self.loop.call_later(delay, self._timer_fired)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_kind = ""
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        kind, self._timer_kind = self._timer_kind, ""
+        if self.cycle is not None or self.closing:
+            return
+        if kind == "header" and self.conn.buffered:
+            self._protocol_error(408, "Request Timeout: the request head took too long")
+        else:
+            self._close()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: idle connections close now, busy ones after their response."""
+        if self.cycle is None:
+            self._close()
+        # else: wants_close() now adds ``close`` to the response; response_complete closes.
+
+    def _close(self) -> None:
+        """End the connection; linger when the client may still be sending (RFC 9112 §9.6)."""
+        if self.closing or self.transport is None:
+            return
+        self.closing = True
+        self._cancel_timer()
+        transport = self.transport
+        unread = self.conn.buffered or (self.cycle is not None and not self.cycle.body_complete)
+        if self.eof or not unread or not transport.can_write_eof():
+            transport.close()
+            return
+        # Shut our write side so the client reads the whole response, then discard
+        # its input for a bounded time instead of resetting the connection.
+        self.lingering = True
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+        transport.write_eof()
+        self.loop.call_later(self.config.linger_timeout, transport.close)
+
+    def abort(self) -> None:
+        """Cut the connection at once (app failed mid-response, or grace period over)."""
+        self.closing = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class RequestCycle:
+    """One request and its response: the ASGI ``receive``/``send`` pair.
+
+    Owns the request body queue (``body``) filled by the protocol and drained
+    by ``receive``; ``_event`` wakes a ``receive`` waiting for body or disconnect.
+    """
+
+    __slots__ = (
+        "_event",
+        "body",
+        "body_complete",
+        "body_delivered",
+        "body_size",
+        "conn",
+        "disconnected",
+        "head",
+        "protocol",
+        "request",
+        "response_complete",
+        "response_started",
+        "scope",
+        "status",
+        "wants_continue",
+    )
+
+    def __init__(self, protocol: HttpProtocol, request: Request) -> None:
+        self.protocol = protocol
+        self.conn = protocol.conn
+        self.request = request
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.body_complete = False
+        self.body_delivered = False
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.wants_continue = request.expects_continue
+        self.head = b""
+        self.status = 0
+        self._event: asyncio.Event | None = None
+        self.scope = self._build_scope(request)
+
+    def _build_scope(self, request: Request) -> dict[str, Any]:
+        protocol = self.protocol
+        config = protocol.config
+        target = request.target
+        if target[:1] != b"/" and target != b"*":
+            # absolute-form (RFC 9112 §3.2.2): the path starts after the authority
+            rest = target.partition(b"://")[2]
+            slash = rest.find(b"/")
+            target = rest[slash:] if slash >= 0 else b"/"
+        raw_path, _, query = target.partition(b"?")
+        path = raw_path.decode("ascii", "replace")
+        if "%" in path:
+            path = unquote(path)
+        conninfo = request.connection
+        headers = request.headers.lower_items()
+        if conninfo.fields:
+            headers += conninfo.fields.lower_items()
+        root_path = config.root_path
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
+            "server": protocol.server_addr,
+            "client": protocol.client_addr,
+            "scheme": "http",
+            "method": request.method.decode("ascii"),
+            "root_path": root_path,
+            "path": root_path + path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": headers,
+            "state": protocol.state.lifespan_state.copy(),
+            "extensions": {
+                "onehop.connection": {
+                    "options": sorted(conninfo.options),
+                    "fields": conninfo.fields.lower_items(),
+                }
+            },
+        }
+        if config.proxy_headers:
+            _apply_proxy_headers(scope, config.forwarded_allow_ips)
+        return scope
+
+    # --- fed by the protocol ------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if self.response_complete:
+            return  # the app answered without reading: discard the rest
+        self.body.append(data)
+        self.body_size += len(data)
+        self.wake()
+
+    def feed_end(self) -> None:
+        self.body_complete = True
+        self.wake()
+
+    def wake(self) -> None:
+        if self._event is not None:
+            self._event.set()
+
+    # --- ASGI ---------------------------------------------------------------------------------
+
+    async def run(self, app: ASGIApp) -> None:
+        """Run the app for this request; answer 500 or abort if it fails."""
+        protocol = self.protocol
+        try:
+            await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            if not self.disconnected:
+                logger.error("Exception in ASGI application", exc_info=exc)
+            if not self.response_started:
+                self._send_500()
+            elif not self.response_complete:
+                protocol.abort()  # the head is out: only cutting tells the client
+        else:
+            if self.disconnected:
+                return
+            if not self.response_started:
+                logger.error("ASGI application returned without starting a response")
+                self._send_500()
+            elif not self.response_complete:
+                logger.error("ASGI application returned without completing the response")
+                protocol.abort()
+
+    def _send_500(self) -> None:
+        if self.disconnected or self.protocol.closing:
+            return
+        response, body = _error_response(500, "Internal Server Error")
+        try:
+            data = self.conn.send(response) + self.conn.send(Data(body))
+            data += self.conn.send(EndOfMessage())
+        except Exception:
+            self.protocol.abort()
+            return
+        self.response_started = self.response_complete = True
+        self.status = 500
+        self.wake()
+        transport = self.protocol.transport
+        if transport is not None:
+            transport.write(data)
+        self.protocol.response_complete(self)
+
+    async def receive(self) -> Message:
+        if self.wants_continue:
+            self.wants_continue = False
+            if not self.response_started and not self.body_complete and not self.disconnected:
+                # RFC 9110 §10.1.1: 100 only once the app asks for the content.
+                data = self.conn.send(InformationalResponse(100))
+                transport = self.protocol.transport
+                if transport is not None:
+                    transport.write(data)
+        while True:
+            if self.disconnected or self.response_complete:
+                return {"type": "http.disconnect"}
+            if self.body or (self.body_complete and not self.body_delivered):
+                body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+                self.body.clear()
+                self.body_size = 0
+                more = not self.body_complete
+                if more:
+                    self.protocol.resume_reading()
+                else:
+                    self.body_delivered = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            self.protocol.resume_reading()
+            if self._event is None:
+                self._event = asyncio.Event()
+            self._event.clear()
+            await self._event.wait()
+
+    async def send(self, message: Message) -> None:
+        protocol = self.protocol
+        if protocol.flow.write_paused:
+            await protocol.flow.drain()
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if not self.response_started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"expected 'http.response.start', got {kind!r}")
+            self.response_started = True
+            self.status = message["status"]
+            self.head = self.conn.send(self._response(message))
+            # Coalesce the head with the first body chunk when it comes in the same
+            # loop iteration; flush it on its own otherwise (streaming apps).
+            protocol.loop.call_soon(self._flush_head)
+            return
+        if self.response_complete:
+            raise RuntimeError(f"unexpected {kind!r}: the response is complete")
+        if kind != "http.response.body":
+            raise RuntimeError(f"expected 'http.response.body', got {kind!r}")
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        out = self.conn.send(Data(body)) if body else b""
+        if not more:
+            out += self.conn.send(EndOfMessage())
+            self.response_complete = True
+        if self.head:
+            out = self.head + out
+            self.head = b""
+        transport = protocol.transport
+        if transport is not None and out:
+            transport.write(out)
+        if not more:
+            self.wake()
+            protocol.response_complete(self)
+
+    def _flush_head(self) -> None:
+        head, self.head = self.head, b""
+        transport = self.protocol.transport
+        if head and transport is not None and not self.protocol.closing:
+            transport.write(head)
+
+    def _response(self, message: Message) -> Response:
+        """Build the core's Response from the app's; hop-by-hop fields go to ``connection``."""
+        protocol = self.protocol
+        config = protocol.config
+        fields: list[tuple[bytes, bytes]] = []
+        app_headers = message.get("headers", ())
+        want_server, want_date = config.server_header, config.date_header
+        if want_server or want_date:
+            for name, _ in app_headers:
+                lname = name.lower()
+                if lname == b"server":
+                    want_server = False
+                elif lname == b"date":
+                    want_date = False
+            if want_server:
+                fields.append((b"Server", b"onehop"))
+            if want_date:
+                fields.append((b"Date", DATE.get()))
+        fields.extend(app_headers)
+        headers, conninfo = split_headers(fields)
+        close = protocol.wants_close()
+        ka = None if close else protocol.keep_alive_field(self.request)
+        if conninfo.fields or conninfo.options or close or ka is not None:
+            options = set(conninfo.options)
+            options.discard(b"keep-alive")
+            if close:
+                options.add(b"close")
+            conn_fields = [
+                (f[1], f[2]) for f in conninfo.fields.fields if f[0] not in _DROP_FROM_APP
+            ]
+            if ka is not None:
+                conn_fields.append(ka)
+            conninfo = ConnectionInfo(options=options, fields=conn_fields)
+        return Response(self.status, headers, connection=conninfo)
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    body = b"Service Unavailable\n"
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _addr(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    return None
+
+
+def _apply_proxy_headers(scope: dict[str, Any], trusted: list[str]) -> None:
+    """Take client address and scheme from X-Forwarded-* when the peer is trusted."""
+    client = scope["client"]
+    if "*" not in trusted and (client is None or client[0] not in trusted):
+        return
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-proto":
+            proto = value.decode("latin-1").split(",")[-1].strip().lower()
+            if proto in ("http", "https"):
+                scope["scheme"] = proto
+        elif name == b"x-forwarded-for":
+            host = value.decode("latin-1").split(",")[-1].strip()
+            if host:
+                scope["client"] = (host, 0)
