@@ -14,11 +14,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         more = message.get("more_body", False)
     status = 404 if scope["path"].startswith("/__onehop_probe_missing") else 200
     body = b"hello from uvicorn\n"
+    if scope["path"] == "/204":
+        status, body = 204, b""
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))],
+            "headers": [(b"content-type", b"text/plain")]
+            + ([(b"content-length", b"%d" % len(body))] if status != 204 else []),
         }
     )
     await send({"type": "http.response.body", "body": body})

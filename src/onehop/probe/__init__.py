@@ -2,14 +2,23 @@
 
 It reads the raw bytes on the wire with its own small socket code (``wire``), so a bug
 in ``onehop.core`` cannot hide itself. ``checks`` holds one check per RFC sentence,
-``origin`` the recording origin behind a proxy under test, ``report`` the output.
+``origin`` the recording origin behind a proxy under test, ``client`` the scripted
+server for client checks, ``matrix`` several targets in one table, ``report`` the output.
 """
 
 from __future__ import annotations
 
+from onehop.probe import client as _client  # registers CLIENT_CHECKS
 from onehop.probe import proxy_checks as _proxy_checks  # registers PROXY_CHECKS
-from onehop.probe.checks import PROXY_CHECKS, SERVER_CHECKS, Check, Result, Verdict
+from onehop.probe.checks import (
+    CLIENT_CHECKS,
+    PROXY_CHECKS,
+    SERVER_CHECKS,
+    Check,
+    Result,
+    Verdict,
+)
 
-del _proxy_checks
+del _client, _proxy_checks
 
-__all__ = ["PROXY_CHECKS", "SERVER_CHECKS", "Check", "Result", "Verdict"]
+__all__ = ["CLIENT_CHECKS", "PROXY_CHECKS", "SERVER_CHECKS", "Check", "Result", "Verdict"]

@@ -64,6 +64,7 @@ class Result:
 
 SERVER_CHECKS: list[Check] = []
 PROXY_CHECKS: list[Check] = []
+CLIENT_CHECKS: list[Check] = []
 
 
 def _register(
@@ -104,10 +105,17 @@ class ServerTarget:
     settle: float = 0.5
     idle_limit: float = 5.0
     missing_path: str = "/__onehop_probe_missing__"
+    no_content_path: str | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = 5.0, idle_limit: float = 5.0) -> ServerTarget:
+    def from_url(
+        cls,
+        url: str,
+        timeout: float = 5.0,
+        idle_limit: float = 5.0,
+        no_content_path: str | None = None,
+    ) -> ServerTarget:
         """Parse an ``http://`` URL; the path (with query) is what every check requests."""
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme != "http" or not parts.hostname:
@@ -115,7 +123,14 @@ class ServerTarget:
         path = parts.path or "/"
         if parts.query:
             path += f"?{parts.query}"
-        return cls(parts.hostname, parts.port or 80, path, timeout, idle_limit=idle_limit)
+        return cls(
+            parts.hostname,
+            parts.port or 80,
+            path,
+            timeout,
+            idle_limit=idle_limit,
+            no_content_path=no_content_path,
+        )
 
     @property
     def authority(self) -> str:
@@ -244,7 +259,9 @@ def close_in_list(t: ServerTarget) -> Outcome:
     "close-second-line",
     "RFC 9110 §5.3",
     "A recipient MAY combine multiple field lines within a field section that have the same "
-    "field name into one field line, without changing the semantics of the message",
+    "field name into one field line, without changing the semantics of the message, by "
+    "appending each subsequent field line value to the initial field line value in order, "
+    "separated by a comma [...]",
 )
 def close_second_line(t: ServerTarget) -> Outcome:
     return _close_check(t, [("Connection", "foo"), ("Connection", "close")])
@@ -254,8 +271,8 @@ def close_second_line(t: ServerTarget) -> Outcome:
     _S,
     "close-beats-keepalive",
     "RFC 9112 §9.3",
-    'If the "close" connection option is present, the connection will not persist after '
-    "the current response",
+    'If the "close" connection option is present (Section 9.6), the connection will not '
+    "persist after the current response; else,",
 )
 def close_beats_keepalive(t: ServerTarget) -> Outcome:
     return _close_check(t, [("Connection", "keep-alive, close")])
@@ -265,8 +282,8 @@ def close_beats_keepalive(t: ServerTarget) -> Outcome:
     _S,
     "http10-closes",
     "RFC 9112 §9.3",
-    'If the received protocol is HTTP/1.0, the "keep-alive" connection option is present '
-    "[...], the connection will persist after the current response; otherwise, the "
+    'If the received protocol is HTTP/1.0, the "keep-alive" connection option is present, '
+    "[...] the connection will persist after the current response; otherwise, [...] The "
     "connection will close after the current response.",
 )
 def http10_closes(t: ServerTarget) -> Outcome:
@@ -283,10 +300,10 @@ def _close_check_v10(t: ServerTarget) -> Outcome:
 @_register(
     _S,
     "http10-keepalive",
-    "RFC 7230 §A.1.2",
-    "Clients are also encouraged to consider the use of Connection: keep-alive in requests "
-    "carefully; [...] the client must check whether the response has keep-alive (RFC 9112 "
-    "§9.3 lets a server honour it).",
+    "RFC 9112 §C.2.2 (RFC 7230 §A.1.2)",
+    "Some clients and servers might wish to be compatible with these previous approaches to "
+    'persistent connections, by explicitly negotiating for them with a "Connection: '
+    'keep-alive" request header field.',
 )
 def http10_keepalive(t: ServerTarget) -> Outcome:
     with t.wire() as w:
@@ -310,9 +327,9 @@ def http10_keepalive(t: ServerTarget) -> Outcome:
 @_register(
     _S,
     "keepalive-params",
-    "RFC 7230 §A.1.2",
-    "HTTP/1.0 persistent connections were negotiated with the Keep-Alive header field "
-    "(its parameters are informational; reported as seen).",
+    "RFC 9112 §C.2.2 (RFC 7230 §A.1.2)",
+    'However, some implementations implement the explicitly negotiated ("Keep-Alive") '
+    "version of persistent connections described in Section 19.7.1 of [RFC2068].",
 )
 def keepalive_params(t: ServerTarget) -> Outcome:
     resp, _ = _once(t, t.req([("Connection", "keep-alive")], version="HTTP/1.0"), wait=0)
@@ -342,8 +359,8 @@ def http10_no_chunked(t: ServerTarget) -> Outcome:
     "pipeline-order",
     "RFC 9112 §9.3.2",
     "A server MAY process a sequence of pipelined requests in parallel if they all have safe "
-    "methods, but it MUST send the corresponding responses in the same order that the "
-    "requests were received.",
+    "methods (Section 9.2.1 of [HTTP]), but it MUST send the corresponding responses in the "
+    "same order that the requests were received.",
 )
 def pipeline_order(t: ServerTarget) -> Outcome:
     base, _ = _once(t, t.req(), wait=0)
@@ -374,8 +391,8 @@ def pipeline_order(t: ServerTarget) -> Outcome:
     "pipeline-close",
     "RFC 9112 §9.6",
     'A server that sends a "close" connection option MUST initiate closure of the '
-    'connection [...] after it sends the response containing "close". The server MUST NOT '
-    "process any further requests received on that connection.",
+    'connection (see below) after it sends the response containing the "close" connection '
+    "option. The server MUST NOT process any further requests received on that connection.",
 )
 def pipeline_close(t: ServerTarget) -> Outcome:
     base, _ = _once(t, t.req(), wait=0)
@@ -394,7 +411,7 @@ def pipeline_close(t: ServerTarget) -> Outcome:
 @_register(
     _S,
     "no-close-on-1xx",
-    "RFC 9112 §9.6",
+    "RFC 9112 §9.3",
     'A server that does not support persistent connections MUST send the "close" connection '
     "option in every response message that does not have a 1xx (Informational) status code.",
 )
@@ -424,7 +441,8 @@ def no_close_on_1xx(t: ServerTarget) -> Outcome:
     _S,
     "no-1xx-to-http10",
     "RFC 9110 §15.2",
-    "A server MUST NOT send a 1xx response to an HTTP/1.0 client.",
+    "Since HTTP/1.0 did not define any 1xx status codes, a server MUST NOT send a 1xx "
+    "response to an HTTP/1.0 client.",
 )
 def no_1xx_to_http10(t: ServerTarget) -> Outcome:
     head = t.req(
@@ -448,8 +466,8 @@ def no_1xx_to_http10(t: ServerTarget) -> Outcome:
     "lingering-close",
     "RFC 9112 §9.6",
     "If a server performs an immediate close of a TCP connection, there is a significant risk "
-    "that the client will not be able to read the last HTTP response. [...] the server SHOULD "
-    "perform a staged disconnect.",
+    "that the client will not be able to read the last HTTP response. [...] To avoid the TCP "
+    "reset problem, servers typically close a connection in stages.",
 )
 def lingering_close(t: ServerTarget) -> Outcome:
     size = 8 * 1024 * 1024
@@ -511,7 +529,8 @@ def _malformed(t: ServerTarget, data: bytes, must_close: bool, also_ok: bool = F
     "RFC 9112 §5.2",
     "A server that receives an obs-fold in a request message [...] MUST either reject the "
     "message by sending a 400 (Bad Request) [...] or replace each received obs-fold with one "
-    "or more SP octets prior to interpreting the field value",
+    "or more SP octets prior to interpreting the field value or forwarding the message "
+    "downstream.",
 )
 def obs_fold(t: ServerTarget) -> Outcome:
     data = t.req([("X-Folded", "a\r\n b")])
@@ -524,7 +543,8 @@ def obs_fold(t: ServerTarget) -> Outcome:
     "RFC 9112 §6.1",
     "A server MAY reject a request that contains both Content-Length and Transfer-Encoding or "
     "process such a request in accordance with the Transfer-Encoding alone. Regardless, the "
-    "server MUST close the connection after responding to such a request",
+    "server MUST close the connection after responding to such a request to avoid the "
+    "potential attacks.",
 )
 def cl_te(t: ServerTarget) -> Outcome:
     data = t.req(
@@ -550,8 +570,8 @@ def cl_te(t: ServerTarget) -> Outcome:
     _S,
     "bad-cl-400-close",
     "RFC 9112 §6.3",
-    "If it is a request message, the server MUST respond with a 400 (Bad Request) status code "
-    "and then close the connection.",
+    "If the unrecoverable error is in a request message, the server MUST respond with a 400 "
+    "(Bad Request) status code and then close the connection.",
 )
 def bad_content_length(t: ServerTarget) -> Outcome:
     data = t.req([("Content-Length", "5x")], method="POST", body=b"hello")
@@ -563,8 +583,9 @@ def bad_content_length(t: ServerTarget) -> Outcome:
     "te-not-chunked-400",
     "RFC 9112 §6.3",
     "If a Transfer-Encoding header field is present in a request and the chunked transfer "
-    "coding is not the final encoding, [...] the server MUST respond with the 400 (Bad "
-    "Request) status code and then close the connection.",
+    "coding is not the final encoding, the message body length cannot be determined reliably; "
+    "the server MUST respond with the 400 (Bad Request) status code and then close the "
+    "connection.",
 )
 def te_not_chunked(t: ServerTarget) -> Outcome:
     data = t.req([("Transfer-Encoding", "gzip")], method="POST", body=b"hello")
@@ -576,7 +597,7 @@ def te_not_chunked(t: ServerTarget) -> Outcome:
     "missing-host-400",
     "RFC 9112 §3.2",
     "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request "
-    "message that lacks a Host header field",
+    "message that lacks a Host header field [...]",
 )
 def missing_host(t: ServerTarget) -> Outcome:
     return _malformed(t, request("GET", t.path, ""), must_close=False)
@@ -587,7 +608,7 @@ def missing_host(t: ServerTarget) -> Outcome:
     "double-host-400",
     "RFC 9112 §3.2",
     "A server MUST respond with a 400 (Bad Request) status code to [...] any request message "
-    "that contains more than one Host header field line",
+    "that contains more than one Host header field line [...]",
 )
 def double_host(t: ServerTarget) -> Outcome:
     return _malformed(t, t.req([("Host", "other.invalid")]), must_close=False)
@@ -618,7 +639,7 @@ def bare_lf(t: ServerTarget) -> Outcome:
     "RFC 9112 §6.3",
     "Any response to a HEAD request [...] is always terminated by the first empty line after "
     "the header fields, regardless of the header fields present in the message, and thus "
-    "cannot contain a message body",
+    "cannot contain a message body or trailer section.",
 )
 def head_no_body(t: ServerTarget) -> Outcome:
     with t.wire() as w:
@@ -638,8 +659,7 @@ def head_no_body(t: ServerTarget) -> Outcome:
     _S,
     "idle-timeout",
     "RFC 9112 §9.5",
-    "A client, server, or proxy MAY close the transport connection at any time. (Idle timeout "
-    "measured, bounded wait.)",
+    "A client, server, or proxy MAY close the transport connection at any time.",
 )
 def idle_timeout(t: ServerTarget) -> Outcome:
     with t.wire() as w:
@@ -651,3 +671,168 @@ def idle_timeout(t: ServerTarget) -> Outcome:
     if after is None:
         return Verdict.INFO, f"idle connection still open after {t.idle_limit:.1f}s"
     return Verdict.INFO, f"idle connection closed by server after {after:.2f}s"
+
+
+def _no_body_after(t: ServerTarget, w: Wire, resp: Response, label: str) -> Outcome:
+    """Judge that nothing follows a bodiless response's head (RFC 9112 §6.3 item 1)."""
+    te = resp.get("Transfer-Encoding")
+    cl = resp.get("Content-Length")
+    state = w.peer_state(t.settle)
+    if state is PeerState.DATA:
+        return Verdict.FAIL, f"{len(w.buf)} bytes after {label} head: {bytes(w.buf[:30])!r}"
+    if te is not None:
+        return Verdict.FAIL, f"{label} carries Transfer-Encoding: {te}"
+    extra = f" (Content-Length: {cl})" if cl is not None else ""
+    if state is PeerState.OPEN:
+        w.send(t.req())
+        nxt = w.read_response()
+        return Verdict.PASS, f"{label} without body{extra}; next GET {nxt.status} in sync"
+    return Verdict.PASS, f"{label} without body{extra}; then {state.value}"
+
+
+@_register(
+    _S,
+    "204-no-body",
+    "RFC 9110 §15.3.5",
+    "A 204 response is terminated by the end of the header section; it cannot contain "
+    "content or trailers.",
+)
+def no_content_no_body(t: ServerTarget) -> Outcome:
+    if not t.no_content_path:
+        return Verdict.INFO, "no path answering 204 given (--no-content-path)"
+    with t.wire() as w:
+        w.send(t.req(path=t.no_content_path))
+        resp = w.read_response("HEAD")  # read the head only; the body, if any, stays buffered
+        if resp.status != 204:
+            return Verdict.INFO, f"{t.no_content_path} answered {resp.status}, not 204"
+        return _no_body_after(t, w, resp, "204")
+
+
+@_register(
+    _S,
+    "304-no-body",
+    "RFC 9110 §15.4.5",
+    "A 304 response is terminated by the end of the header section; it cannot contain "
+    "content or trailers.",
+)
+def not_modified_no_body(t: ServerTarget) -> Outcome:
+    first, _ = _once(t, t.req(), wait=0)
+    etag, modified = first.get("ETag"), first.get("Last-Modified")
+    if etag:
+        cond = [("If-None-Match", etag)]
+    elif modified:
+        cond = [("If-Modified-Since", modified)]
+    else:
+        return Verdict.INFO, f"{first.status} has neither ETag nor Last-Modified: no 304 to ask"
+    with t.wire() as w:
+        w.send(t.req(cond))
+        resp = w.read_response("HEAD")
+        if resp.status != 304:
+            return Verdict.INFO, f"conditional GET ({cond[0][0]}) answered {resp.status}"
+        return _no_body_after(t, w, resp, "304")
+
+
+@_register(
+    _S,
+    "garbage-field-400-close",
+    "RFC 9112 §2.2",
+    "When a server listening only for HTTP request messages, or processing what appears from "
+    "the start-line to be an HTTP request message, receives a sequence of octets that does "
+    "not match the HTTP-message grammar aside from the robustness exceptions listed above, "
+    "the server SHOULD respond with a 400 (Bad Request) response and close the connection.",
+)
+def garbage_field(t: ServerTarget) -> Outcome:
+    data = t.req().replace(b"\r\n\r\n", b"\r\nthis is not a field line\r\n\r\n", 1)
+    return _malformed(t, data, must_close=True)
+
+
+@_register(
+    _S,
+    "space-before-colon-400",
+    "RFC 9112 §5.1",
+    "A server MUST reject, with a response status code of 400 (Bad Request), any received "
+    "request message that contains whitespace between a header field name and colon.",
+)
+def space_before_colon(t: ServerTarget) -> Outcome:
+    data = t.req().replace(b"\r\n\r\n", b"\r\nX-Probe : 1\r\n\r\n", 1)
+    return _malformed(t, data, must_close=False)
+
+
+@_register(
+    _S,
+    "conflicting-cl-400-close",
+    "RFC 9112 §6.3",
+    "If a message is received without Transfer-Encoding and with an invalid Content-Length "
+    "header field, then the message framing is invalid and the recipient MUST treat it as an "
+    "unrecoverable error, unless the field value can be successfully parsed as a "
+    "comma-separated list [...], all values in the list are valid, and all values in the "
+    "list are the same [...]. If the unrecoverable error is in a request message, the server "
+    "MUST respond with a 400 (Bad Request) status code and then close the connection.",
+)
+def conflicting_content_length(t: ServerTarget) -> Outcome:
+    fields = [("Content-Length", "5"), ("Content-Length", "6")]
+    return _malformed(t, t.req(fields, method="POST", body=b"hello!"), must_close=True)
+
+
+@_register(
+    _S,
+    "http10-te-closes",
+    "RFC 9112 §6.1",
+    "A server or client that receives an HTTP/1.0 message containing a Transfer-Encoding "
+    "header field MUST treat the message as if the framing is faulty, even if a "
+    "Content-Length is present, and close the connection after processing the message.",
+)
+def http10_te_closes(t: ServerTarget) -> Outcome:
+    fields = [("Connection", "keep-alive"), ("Transfer-Encoding", "chunked")]
+    fields.append(("Content-Length", "5"))
+    data = t.req(fields, method="POST", version="HTTP/1.0", body=b"0\r\n\r\n")
+    with t.wire() as w:
+        w.send(data)
+        try:
+            resp = w.read_response("POST")
+        except WireError as exc:
+            if exc.kind in ("closed", "reset"):
+                return Verdict.PASS, f"no response, connection {exc.kind}"
+            raise
+        state = w.peer_state(t.settle)
+    if state in (PeerState.CLOSED, PeerState.RESET):
+        return Verdict.PASS, f"{resp.summary()}; then {state.value}"
+    return Verdict.FAIL, f"{resp.summary()}; connection left {state.value}"
+
+
+@_register(
+    _S,
+    "keepalive-field-without-option",
+    "RFC 9110 §7.6.1",
+    "In contrast, a connection-specific field received without a corresponding connection "
+    "option usually indicates that the field has been improperly forwarded by an "
+    "intermediary and ought to be ignored by the recipient.",
+)
+def keepalive_field_without_option(t: ServerTarget) -> Outcome:
+    resp, state = _once(t, t.req([("Keep-Alive", "timeout=30, max=5")], version="HTTP/1.0"))
+    if state in (PeerState.CLOSED, PeerState.RESET):
+        return Verdict.PASS, f"Keep-Alive field alone ignored: {resp.summary()}; {state.value}"
+    return Verdict.FAIL, f"HTTP/1.0 with Keep-Alive but no option kept {state.value}"
+
+
+@_register(
+    _S,
+    "keepalive-timeout-vs-idle",
+    "RFC 9112 §9.5",
+    "A client or server that wishes to time out SHOULD issue a graceful close on the connection.",
+)
+def keepalive_timeout_vs_idle(t: ServerTarget) -> Outcome:
+    with t.wire() as w:
+        w.send(t.req([("Connection", "keep-alive")], version="HTTP/1.0"))
+        resp = w.read_response()
+        advertised = resp.get("Keep-Alive")
+        if "keep-alive" not in resp.tokens("Connection"):
+            return Verdict.INFO, f"no HTTP/1.0 keep-alive: {resp.summary()}"
+        start = time.monotonic()
+        state = w.peer_state(t.idle_limit)
+        after = time.monotonic() - start
+    if state is PeerState.OPEN:
+        return Verdict.INFO, f"Keep-Alive: {advertised or '-'}; open after {t.idle_limit:.1f}s"
+    if state is PeerState.RESET:
+        return Verdict.FAIL, f"Keep-Alive: {advertised or '-'}; idle close by reset ({after:.2f}s)"
+    return Verdict.PASS, f"Keep-Alive: {advertised or '-'}; graceful idle close after {after:.2f}s"

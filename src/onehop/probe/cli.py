@@ -1,4 +1,5 @@
-"""The ``onehop probe`` subcommand: ``probe server URL`` and ``probe proxy HOST:PORT``."""
+"""The ``onehop probe`` subcommand: ``server URL``, ``proxy HOST:PORT``, ``client -- CMD``
+and ``matrix CONFIG``."""
 
 from __future__ import annotations
 
@@ -8,18 +9,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from onehop.probe import report
-from onehop.probe.checks import PROXY_CHECKS, SERVER_CHECKS, Check, Result, ServerTarget
+from onehop.probe import matrix, report
+from onehop.probe.checks import (
+    CLIENT_CHECKS,
+    PROXY_CHECKS,
+    SERVER_CHECKS,
+    Check,
+    Result,
+    ServerTarget,
+)
 
 
 def register(subparsers: Any) -> None:
-    """Attach ``probe`` with its ``server`` and ``proxy`` sub-subcommands to *subparsers*."""
+    """Attach ``probe`` with its ``server``, ``proxy``, ``client`` and ``matrix`` kinds."""
     probe = subparsers.add_parser(
-        "probe", help="check a server or proxy against the Connection rules (RFC 9112 §9)"
+        "probe", help="check a server, proxy or client against the Connection rules (RFC 9112 §9)"
     )
     kinds = probe.add_subparsers(dest="probe_kind", metavar="KIND", required=True)
     server = kinds.add_parser("server", help="run the origin-server checks against URL")
     server.add_argument("url", metavar="URL")
+    server.add_argument(
+        "--no-content-path", metavar="PATH", help="a path the server answers with 204"
+    )
     proxy = kinds.add_parser("proxy", help="run the intermediary checks against HOST:PORT")
     proxy.add_argument("address", metavar="HOST:PORT")
     proxy.add_argument(
@@ -29,15 +40,28 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="loopback port for the probe's recording origin (the proxy must forward there)",
     )
-    for sub in (server, proxy):
+    client = kinds.add_parser(
+        "client", help="run a client command against a scripted server: client -- CMD {url}"
+    )
+    client.add_argument(
+        "--command-timeout", type=float, default=20.0, help="kill the command after (s)"
+    )
+    client.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND {url}")
+    mat = kinds.add_parser("matrix", help="run the targets in a TOML CONFIG, one column each")
+    mat.add_argument("config", type=Path, metavar="CONFIG")
+    mat.add_argument("--markdown", type=Path, metavar="FILE", help="write the table to FILE")
+    mat.set_defaults(func=run_matrix_cli)
+    for sub in (server, proxy, client):
         sub.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
         sub.add_argument("--markdown", action="store_true", help="print a Markdown table")
+        sub.add_argument("--only", action="append", metavar="ID", help="run only these checks")
+        sub.set_defaults(func=run)
+    for sub in (server, proxy, mat):
         sub.add_argument("--timeout", type=float, default=5.0, help="per-read timeout (s)")
+    for sub in (server, mat):
         sub.add_argument(
             "--idle-limit", type=float, default=5.0, help="longest idle-timeout wait (s)"
         )
-        sub.add_argument("--only", action="append", metavar="ID", help="run only these checks")
-        sub.set_defaults(func=run)
 
 
 def _select(checks: Sequence[Check], only: list[str] | None) -> list[Check]:
@@ -50,9 +74,10 @@ def run_server(
     idle_limit: float = 5.0,
     only: list[str] | None = None,
     progress: bool = True,
+    no_content_path: str | None = None,
 ) -> list[Result]:
     """Run the origin-server checks against *url* and return the results."""
-    target = ServerTarget.from_url(url, timeout=timeout, idle_limit=idle_limit)
+    target = ServerTarget.from_url(url, timeout, idle_limit, no_content_path)
     return report.run_all(_select(SERVER_CHECKS, only), target, sys.stderr if progress else None)
 
 
@@ -73,15 +98,89 @@ def run_proxy(
         return report.run_all(_select(PROXY_CHECKS, only), target, sys.stderr if progress else None)
 
 
+def run_client(
+    command: Sequence[str],
+    command_timeout: float = 20.0,
+    only: list[str] | None = None,
+    progress: bool = True,
+) -> list[Result]:
+    """Start the scripted server and run the client checks with *command* (``{url}``)."""
+    from onehop.probe.client import ClientTarget, ScriptedServer
+
+    argv = list(command[1:] if command and command[0] == "--" else command)
+    if not argv:
+        raise ValueError("no client command given (probe client -- COMMAND {url})")
+    if not any("{url}" in arg for arg in argv):
+        raise ValueError("the client command must contain {url}")
+    with ScriptedServer() as server:
+        target = ClientTarget(argv, server, command_timeout)
+        return report.run_all(
+            _select(CLIENT_CHECKS, only), target, sys.stderr if progress else None
+        )
+
+
+def run_target(
+    t: matrix.Target, timeout: float = 5.0, idle_limit: float = 5.0, progress: bool = True
+) -> list[Result]:
+    """Run one matrix target by its kind."""
+    if progress:
+        print(f"== {t.label} ({t.kind})", file=sys.stderr, flush=True)
+    spec = t.spec
+    if t.kind == "server":
+        return run_server(
+            spec["url"],
+            float(spec.get("timeout", timeout)),
+            float(spec.get("idle-limit", idle_limit)),
+            progress=progress,
+            no_content_path=spec.get("no-content-path"),
+        )
+    if t.kind == "proxy":
+        address, port = spec["address"], int(spec["origin-port"])
+        return run_proxy(address, port, float(spec.get("timeout", timeout)), progress=progress)
+    return run_client(spec["command"], float(spec.get("command-timeout", 20.0)), progress=progress)
+
+
+def run_matrix_cli(args: argparse.Namespace) -> int:
+    """Entry point for ``onehop probe matrix``; 1 if any check failed, 2 on a bad config."""
+    try:
+        targets, options = matrix.load(args.config)
+    except (ValueError, OSError) as exc:
+        print(f"onehop probe: {exc}", file=sys.stderr)
+        return 2
+    timeout = float(options.get("timeout", args.timeout))
+    idle = float(options.get("idle-limit", args.idle_limit))
+    try:
+        results = matrix.run(targets, lambda t: run_target(t, timeout, idle))
+    except (ValueError, OSError) as exc:
+        print(f"onehop probe: {exc}", file=sys.stderr)
+        return 2
+    text = matrix.markdown(targets, results)
+    if args.markdown:
+        args.markdown.write_text(text)
+    else:
+        print(text)
+    return max(report.exit_status(rs) for rs in results.values())
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``onehop probe``; returns 1 if any check failed, 2 on bad usage."""
     try:
         if args.probe_kind == "server":
             name = args.url
-            results = run_server(args.url, args.timeout, args.idle_limit, args.only)
-        else:
+            results = run_server(
+                args.url,
+                args.timeout,
+                args.idle_limit,
+                args.only,
+                no_content_path=args.no_content_path,
+            )
+        elif args.probe_kind == "proxy":
             name = args.address
             results = run_proxy(args.address, args.origin_port, args.timeout, args.only)
+        else:
+            command = [c for c in args.command]
+            name = " ".join(command[1:] if command[:1] == ["--"] else command)
+            results = run_client(command, args.command_timeout, args.only)
     except (ValueError, OSError) as exc:
         print(f"onehop probe: {exc}", file=sys.stderr)
         return 2

@@ -114,9 +114,9 @@ _STRIP = (
 )
 _FIXED = (
     "Furthermore, intermediaries SHOULD remove or replace fields that are known to require "
-    "removal before forwarding, whether or not they appear as a connection-option [...]. This "
-    "includes but is not limited to: Proxy-Connection, Keep-Alive, TE, Transfer-Encoding, "
-    "Upgrade."
+    "removal before forwarding, whether or not they appear as a connection-option, after "
+    "applying those fields' semantics. This includes but is not limited to: Proxy-Connection "
+    "[...], Keep-Alive [...], TE [...], Transfer-Encoding [...], Upgrade [...]"
 )
 
 
@@ -231,8 +231,9 @@ def client_close(t: ProxyTarget) -> Outcome:
     _P,
     "pipeline-order",
     "RFC 9112 §9.3.2",
-    "A server [...] MUST send the corresponding responses in the same order that the requests "
-    "were received.",
+    "A server MAY process a sequence of pipelined requests in parallel if they all have safe "
+    "methods (Section 9.2.1 of [HTTP]), but it MUST send the corresponding responses in the "
+    "same order that the requests were received.",
 )
 def proxy_pipeline(t: ProxyTarget) -> Outcome:
     tokens = [t.token(f"pl{i}") for i in range(3)]
@@ -253,8 +254,7 @@ def proxy_pipeline(t: ProxyTarget) -> Outcome:
     _P,
     "upstream-reuse",
     "RFC 9112 §9.3",
-    "HTTP implementations SHOULD support persistent connections. (Upstream reuse is reported "
-    "as info when the proxy opens a connection per request.)",
+    "HTTP implementations SHOULD support persistent connections.",
 )
 def upstream_reuse(t: ProxyTarget) -> Outcome:
     a, b = t.token("ra"), t.token("rb")
@@ -306,7 +306,8 @@ def _retire(t: ProxyTarget, name: str, **params: str) -> Outcome:
     "upstream-retire-close",
     "RFC 9112 §9.6",
     'A client that receives a "close" connection option MUST cease sending requests on that '
-    'connection and close it after reading the response message containing the "close"',
+    "connection and close the connection after reading the response message containing the "
+    '"close" connection option; [...]',
 )
 def upstream_retire_close(t: ProxyTarget) -> Outcome:
     return _retire(t, "rc", conn="close")
@@ -317,7 +318,7 @@ def upstream_retire_close(t: ProxyTarget) -> Outcome:
     "upstream-retire-http10",
     "RFC 9112 §9.3",
     'If the received protocol is HTTP/1.0, the "keep-alive" connection option is present, '
-    "[...] the connection will persist after the current response; otherwise, the "
+    "[...] the connection will persist after the current response; otherwise, [...] The "
     "connection will close after the current response.",
 )
 def upstream_retire_http10(t: ProxyTarget) -> Outcome:
@@ -328,8 +329,10 @@ def upstream_retire_http10(t: ProxyTarget) -> Outcome:
     _P,
     "http10-client-closed",
     "RFC 9112 §9.3",
-    'If the received protocol is HTTP/1.0, the "keep-alive" connection option is present '
-    "[...]; otherwise, the connection will close after the current response.",
+    'If the received protocol is HTTP/1.0, the "keep-alive" connection option is present, '
+    "either the recipient is not a proxy or the message is a response, [...] the connection "
+    "will persist after the current response; otherwise, [...] The connection will close "
+    "after the current response.",
 )
 def http10_client_closed(t: ProxyTarget) -> Outcome:
     resp, _, state = _through(t, "c10", version="HTTP/1.0", wait=t.settle)
@@ -341,9 +344,9 @@ def http10_client_closed(t: ProxyTarget) -> Outcome:
 @_register(
     _P,
     "http10-client-keepalive",
-    "RFC 7230 §A.1.2",
-    "A proxy server MUST NOT maintain a persistent connection with an HTTP/1.0 client. "
-    "(Reported as info: a gateway acts as the origin server toward its clients.)",
+    "RFC 9112 §9.3 (RFC 7230 §6.3)",
+    "A proxy server MUST NOT maintain a persistent connection with an HTTP/1.0 client (see "
+    "Appendix C.2.2 [...]).",
 )
 def http10_client_keepalive(t: ProxyTarget) -> Outcome:
     fields = [("Connection", "keep-alive")]
@@ -415,8 +418,9 @@ def via_response(t: ProxyTarget) -> Outcome:
     _P,
     "xff-hop-abuse",
     "RFC 9110 §7.6.1",
-    "Intermediaries MUST [...] remove any header or trailer field(s) from the message with the "
-    "same name as the connection-option. (Info: can a client strip a proxy-added field?)",
+    "Intermediaries MUST parse a received Connection header field before a message is "
+    "forwarded and, for each connection-option in this field, remove any header or trailer "
+    "field(s) from the message with the same name as the connection-option, [...]",
 )
 def xff_abuse(t: ProxyTarget) -> Outcome:
     fields = [("Connection", "X-Forwarded-For"), ("X-Forwarded-For", "203.0.113.9")]
@@ -432,7 +436,7 @@ def xff_abuse(t: ProxyTarget) -> Outcome:
     "upgrade-relayed",
     "RFC 9110 §7.8",
     "A server that sends a 101 (Switching Protocols) response MUST send an Upgrade header "
-    "field to indicate the new protocol(s) to which the connection is being switched",
+    "field to indicate the new protocol(s) to which the connection is being switched; [...]",
 )
 def upgrade_relayed(t: ProxyTarget) -> Outcome:
     token = t.token("up")

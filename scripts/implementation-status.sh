@@ -1,0 +1,10 @@
+#!/bin/sh
+# Run `onehop probe matrix` against Python's http.server, uvicorn, nginx (origin and
+# proxy), Node.js's http server and a naive proxy, each started on free loopback ports and
+# stopped afterwards, and write docs/implementation-status.md.
+# onehop's own server and proxy: see the marked places in scripts/implementation_status.py.
+set -eu
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-/work/venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+exec "$PYTHON" scripts/implementation_status.py "$@"

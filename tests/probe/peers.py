@@ -1,0 +1,131 @@
+"""Real peers for the probe, shared by the tests and scripts/implementation_status.py:
+each ``running`` context starts a process on a loopback port and stops it (terminate,
+then kill) on exit. No pytest here, so the script can import it."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NGINX = "/usr/sbin/nginx"
+NODE = "/usr/bin/node"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"peer exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], port: int, cwd: Path | None = None) -> Iterator[int]:
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        wait_port(port, proc)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def http_server_cmd(port: int, root: Path, version: str) -> list[str]:
+    code = textwrap.dedent(
+        f"""
+        import functools, http.server
+        class H(http.server.SimpleHTTPRequestHandler):
+            protocol_version = {version!r}
+            def log_message(self, *a): pass
+        h = functools.partial(H, directory={str(root)!r})
+        http.server.ThreadingHTTPServer(("127.0.0.1", {port}), h).serve_forever()
+        """
+    )
+    return [sys.executable, "-c", code]
+
+
+def nginx_conf(tmp: Path, port: int, body: str) -> Path:
+    for d in ("logs", "tmp"):
+        (tmp / d).mkdir(exist_ok=True)
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        textwrap.dedent(
+            f"""
+            daemon off;
+            master_process off;
+            pid {tmp}/nginx.pid;
+            error_log {tmp}/logs/error.log warn;
+            events {{ worker_connections 128; }}
+            http {{
+                access_log off;
+                client_body_temp_path {tmp}/tmp/body;
+                proxy_temp_path {tmp}/tmp/proxy;
+                fastcgi_temp_path {tmp}/tmp/fcgi;
+                uwsgi_temp_path {tmp}/tmp/uwsgi;
+                scgi_temp_path {tmp}/tmp/scgi;
+                keepalive_timeout 2s;
+            """
+        )
+        + textwrap.indent(body, "    ")
+        + "\n}\n"
+    )
+    return conf
+
+
+def nginx_cmd(tmp: Path, conf: Path) -> list[str]:
+    return [NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "logs" / "error.log")]
+
+
+def uvicorn_cmd(port: int) -> list[str]:
+    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "asgi_app:app"]
+    return [*cmd, "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "1"]
+
+
+def node_cmd(port: int, keep_alive_ms: int = 1000) -> list[str]:
+    return [NODE, str(HERE / "node_server.js"), str(port), str(keep_alive_ms)]
+
+
+def naive_proxy_cmd(port: int, origin_port: int) -> list[str]:
+    return [sys.executable, str(HERE / "naive_proxy.py"), str(port), str(origin_port)]
+
+
+def nginx_origin_body(port: int, root: Path) -> str:
+    return f"server {{ listen 127.0.0.1:{port}; root {root}; location = /204 {{ return 204; }} }}\n"
+
+
+def nginx_proxy_body(port: int, origin_port: int) -> str:
+    return f"""
+upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 4; }}
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        proxy_pass http://origin;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
+    }}
+}}
+"""
