@@ -6,6 +6,8 @@ resends a request at most once, only as :func:`is_retry_safe` decides
 (RFC 9112 §9.3.1).
 """
 
+from typing import TYPE_CHECKING
+
 from onehop.client.client import Client, Response, Timeout
 from onehop.client.errors import (
     ClientClosed,
@@ -13,6 +15,7 @@ from onehop.client.errors import (
     ClientTimeout,
     ConnectError,
     ConnectTimeout,
+    PipelinedRequestUnanswered,
     PoolTimeout,
     ReadTimeout,
     ServerClosedIdle,
@@ -22,6 +25,9 @@ from onehop.client.errors import (
 from onehop.client.pool import Pool
 from onehop.client.retry import IDEMPOTENT_METHODS, is_retry_safe
 
+if TYPE_CHECKING:
+    from onehop.client.httpx_transport import HTTPXTransport
+
 __all__ = [
     "IDEMPOTENT_METHODS",
     "Client",
@@ -30,6 +36,8 @@ __all__ = [
     "ClientTimeout",
     "ConnectError",
     "ConnectTimeout",
+    "HTTPXTransport",
+    "PipelinedRequestUnanswered",
     "Pool",
     "PoolTimeout",
     "ReadTimeout",
@@ -40,3 +48,12 @@ __all__ = [
     "WriteTimeout",
     "is_retry_safe",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import ``HTTPXTransport`` (and so httpx, an optional extra) only when asked for."""
+    if name == "HTTPXTransport":
+        from onehop.client.httpx_transport import HTTPXTransport
+
+        return HTTPXTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

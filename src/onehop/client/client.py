@@ -12,7 +12,7 @@ connection when :func:`~onehop.client.retry.is_retry_safe` says so (RFC 9112
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -26,6 +26,7 @@ from onehop.client.errors import (
     ServerClosedIdle,
     ServerDisconnected,
 )
+from onehop.client.pipeline import Pipeline
 from onehop.client.pool import Pool, default_ssl_context
 from onehop.client.retry import is_retry_safe
 from onehop.core import ConnectionInfo, Headers, Request, split_headers
@@ -82,6 +83,7 @@ class Response:
         conn: HTTPConnection,
         pool: Pool,
         read_timeout: float | None,
+        on_release: Callable[[CoreResponse | None], str | None] | None = None,
     ) -> None:
         self.status_code = head.status_code
         self.reason = head.reason.decode("latin-1")
@@ -99,6 +101,8 @@ class Response:
         self._pool = pool
         self._read_timeout = read_timeout
         self._content: bytes | None = None
+        #: A pipelined exchange hands the connection back through its lane instead.
+        self._on_release = on_release
 
     @property
     def status(self) -> int:
@@ -165,6 +169,9 @@ class Response:
         if conn is None:
             return
         self._conn = None
+        if self._on_release is not None:
+            self.close_reason = self._on_release(self._head)
+            return
         if conn.finish_exchange(self._head):
             self._pool.release(conn)
         else:
@@ -177,6 +184,8 @@ class Response:
         self._conn = None
         conn.abort(reason)
         self.close_reason = reason
+        if self._on_release is not None:
+            self._on_release(None)
 
 
 class Client:
@@ -190,9 +199,17 @@ class Client:
         max_connections / max_per_origin: the pool's limits.
         idle_timeout: the client's own limit for an idle connection.
         keep_alive: False sends ``Connection: close`` with every request.
-        verify: verify TLS certificates (default); False only when asked.
+        verify: verify TLS certificates against the system's CAs (default), or against
+            the CAs in this PEM file; False only when asked.
         ssl_context: a context to use instead of the default one.
         trace: called with one line of text per connection event (new, reused, closed).
+        pipeline: pipelining depth (requests in flight on one connection, RFC 9112
+            §9.3.2): one number for every origin, or ``{"http://host:port": depth}``
+            per origin. 0 or 1 (the default) turns it off.
+        expect_continue: send ``Expect: 100-continue`` with bodies of at least this
+            many bytes, and with streamed bodies (RFC 9110 §10.1.1); None (default) never.
+            A request whose headers already carry the expectation is honoured too.
+        continue_wait: seconds to wait for ``100 Continue`` before sending the body anyway.
     """
 
     def __init__(
@@ -204,9 +221,12 @@ class Client:
         max_per_origin: int = 10,
         idle_timeout: float = 60.0,
         keep_alive: bool = True,
-        verify: bool = True,
+        verify: bool | str = True,
         ssl_context: ssl.SSLContext | None = None,
         trace: Callable[[str], None] | None = None,
+        pipeline: int | Mapping[str, int] = 0,
+        expect_continue: int | None = None,
+        continue_wait: float = 1.0,
     ) -> None:
         self.headers = _headers(headers)
         self.timeout = Timeout() if timeout is None else Timeout.of(timeout)
@@ -220,6 +240,16 @@ class Client:
             ssl_context=ctx,
             trace=trace,
         )
+        self._pipeline_depth: dict[Origin, int] = {}
+        self._pipeline_default = 0
+        if isinstance(pipeline, int):
+            self._pipeline_default = pipeline
+        else:
+            for origin_url, depth in pipeline.items():
+                self._pipeline_depth[_parse_url(origin_url)[0]] = depth
+        self._pipelines: dict[Origin, Pipeline] = {}
+        self.expect_continue = expect_continue
+        self.continue_wait = continue_wait
 
     async def __aenter__(self) -> Client:
         return self
@@ -316,6 +346,9 @@ class Client:
         origin, target, host = _parse_url(url)
         request = self._build_request(method, target, host, headers, content)
         replayable = content is None or isinstance(content, bytes | bytearray | memoryview)
+        depth = self._pipeline_depth.get(origin, self._pipeline_default)
+        if depth > 1:
+            return await self._send_pipelined(origin, depth, request, content, replayable, url, t)
         fresh = False
         while True:
             conn, reused = await self.pool.acquire(
@@ -327,7 +360,7 @@ class Client:
                 )
                 self._trace_request(request)
             try:
-                await conn.send_request(request, content, t.write)
+                await conn.send_request(request, content, t.write, self.continue_wait)
                 head = await conn.read_response_head(t.read)
             except (OSError, ServerDisconnected, RemoteProtocolError) as exc:
                 cause = _cause(exc)
@@ -366,6 +399,37 @@ class Client:
                 read_timeout=t.read,
             )
 
+    async def _send_pipelined(
+        self,
+        origin: Origin,
+        depth: int,
+        request: Request,
+        content: Body,
+        replayable: bool,
+        url: str,
+        t: Timeout,
+    ) -> Response:
+        pipe = self._pipelines.get(origin)
+        if pipe is None:
+            pipe = self._pipelines[origin] = Pipeline(self.pool, origin, depth, self._trace)
+        try:
+            lane, head, reused, turn = await pipe.send(
+                request, content, replayable, url=url, pool_timeout=t.pool,
+                connect_timeout=t.connect, write_timeout=t.write, read_timeout=t.read,
+            )
+        except ClientTimeout as exc:
+            raise type(exc)(f"{request.method.decode()} {url}: {type(exc).__name__}") from None
+        return Response(
+            head,
+            method=request.method.decode(),
+            url=url,
+            reused=reused,
+            conn=lane.conn,
+            pool=self.pool,
+            read_timeout=t.read,
+            on_release=lambda done: lane.leave(turn, done),
+        )
+
     def _trace_request(self, request: Request) -> None:
         assert self._trace is not None
         self._trace(f"> {request.method.decode()} {request.target.decode()} HTTP/1.1")
@@ -384,6 +448,8 @@ class Client:
         if not any(f[0] == b"host" for f in e2e.fields):
             e2e = Headers._trusted([(b"host", b"Host", host), *e2e.fields])
         e2e = e2e.without(_FRAMING)
+        if self._wants_continue(content) and b"expect" not in e2e:
+            e2e = e2e.with_field(b"Expect", b"100-continue")
         if isinstance(content, bytes | bytearray | memoryview):
             if content or method not in ("GET", "HEAD", "DELETE", "OPTIONS", "TRACE"):
                 e2e = e2e.with_field(b"Content-Length", b"%d" % len(content))
@@ -394,6 +460,16 @@ class Client:
                 conn = ConnectionInfo(conn.options, [*conn.fields, (b"Transfer-Encoding",
                                                                     b"chunked")])
         return Request(method.encode("ascii"), target, e2e, conn, b"1.1")
+
+
+    def _wants_continue(self, content: Body) -> bool:
+        """Whether to ask for ``100 Continue`` before sending *content* (RFC 9110 §10.1.1)."""
+        threshold = self.expect_continue
+        if threshold is None or content is None:
+            return False
+        if isinstance(content, bytes | bytearray | memoryview):
+            return len(content) >= threshold and len(content) > 0
+        return True
 
 
 def _listed_only(conn: ConnectionInfo) -> ConnectionInfo:

@@ -101,6 +101,9 @@ class HTTPConnection(asyncio.Protocol):
         self._stale = False
         self._lost_exc: BaseException | None = None
         self._close_callback: Callable[[HTTPConnection], None] | None = None
+        #: A final response that arrived while we waited for ``100 Continue``.
+        self._early: Response | None = None
+        self._body_skipped = False
 
     def __repr__(self) -> str:
         return f"<HTTPConnection #{self.id} {self.state.name} {self.origin}>"
@@ -215,8 +218,16 @@ class HTTPConnection(asyncio.Protocol):
         request: Request,
         body: bytes | AsyncIterable[bytes] | None,
         write_timeout: float | None,
+        continue_wait: float | None = None,
     ) -> None:
         """Write the request head and body.
+
+        With *continue_wait* and an ``Expect: 100-continue`` request, write the
+        head, then the body only after ``100 Continue`` or *continue_wait*
+        seconds; a final status that comes first is kept for
+        :meth:`read_response_head` and the body is never sent (RFC 9110
+        §10.1.1), which leaves the connection unclean, so it closes after the
+        response.
 
         Raises:
             ServerDisconnected: the connection was already gone.
@@ -231,6 +242,15 @@ class HTTPConnection(asyncio.Protocol):
         if self._lost or transport is None or transport.is_closing():
             raise ServerDisconnected("the connection was closed before the request was sent")
         out = core.send(request)
+        if continue_wait is not None and body is not None and request.expects_continue:
+            transport.write(out)
+            out = b""
+            if self._write_paused:
+                await self._drain(write_timeout)
+            self._early = await self._await_continue(continue_wait)
+            if self._early is not None:
+                self._body_skipped = True
+                return
         if body is None or isinstance(body, bytes | bytearray | memoryview):
             if body:
                 out += core.send(Data(bytes(body)))
@@ -250,6 +270,32 @@ class HTTPConnection(asyncio.Protocol):
         transport.write(core.send(EndOfMessage()))
         if self._write_paused:
             await self._drain(write_timeout)
+
+    async def _await_continue(self, wait: float) -> Response | None:
+        """Wait up to *wait* s for ``100 Continue``; return a final response that came first.
+
+        RFC 9110 §10.1.1: a client that sent ``100-continue`` need not wait
+        forever (an HTTP/1.0 server or proxy never sends 100).
+
+        Raises:
+            ServerDisconnected: the server closed before answering.
+        """
+        deadline = self._loop.time() + wait
+        while True:
+            left = deadline - self._loop.time()
+            if left <= 0:
+                return None
+            try:
+                event = await self._next_event(left)
+            except ReadTimeout:
+                return None
+            if type(event) is InformationalResponse:
+                if event.status_code == 100:
+                    return None
+                continue
+            if type(event) is Response:
+                return event
+            raise ServerDisconnected("server closed the connection without answering")
 
     async def _drain(self, timeout: float | None) -> None:
         while self._write_paused and not self._lost:
@@ -271,7 +317,12 @@ class HTTPConnection(asyncio.Protocol):
         while True:
             event = core.next_event()
             if event is not NEED_DATA:
-                assert isinstance(event, Event), event
+                if not isinstance(event, Event):
+                    # PAUSED: an earlier response on this connection ended it (``close``,
+                    # RFC 9112 §9.6), so a pipelined request behind it gets no answer here.
+                    raise ServerDisconnected(
+                        "the server answered an earlier request with Connection: close"
+                    )
                 return event
             if self._read_paused and self._transport is not None:
                 self._read_paused = False
@@ -295,6 +346,10 @@ class HTTPConnection(asyncio.Protocol):
             ReadTimeout: nothing arrived within *timeout*.
             RemoteProtocolError: the server sent invalid HTTP.
         """
+        early = self._early
+        if early is not None:
+            self._early = None
+            return early
         while True:
             event = await self._next_event(timeout)
             if type(event) is Response:
@@ -351,6 +406,8 @@ class HTTPConnection(asyncio.Protocol):
         return True
 
     def _why_not_persistent(self, response: Response) -> str:
+        if self._body_skipped:
+            return "server answered before the request body was sent (Expect: 100-continue)"
         if response.connection.close:
             return "server sent Connection: close"
         if response.http_version == b"1.0" and not response.connection.keep_alive:

@@ -49,5 +49,14 @@ class ServerClosedIdle(ServerDisconnected):
     """
 
 
+class PipelinedRequestUnanswered(ServerDisconnected):
+    """The server closed, or answered ``close``, before answering a pipelined request.
+
+    Raised only for a request that may not be resent (not idempotent, no
+    ``Idempotency-Key``, or a streamed body): RFC 9112 §9.3.2 lets a client
+    retry only the idempotent ones.
+    """
+
+
 class ClientClosed(ClientError):
     """The client was closed while the request waited or ran."""

@@ -266,6 +266,12 @@ class Pool:
             raise ConnectTimeout(
                 f"connecting to {_origin_text(origin)} took longer than {timeout} s"
             ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise ConnectError(
+                f"cannot connect to {_origin_text(origin)}: TLS certificate verification failed "
+                f"({exc.verify_message or exc}); give the CA with verify='ca.pem' or an "
+                "ssl_context, or pass verify=False (--insecure) to skip verification"
+            ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectError(f"cannot connect to {_origin_text(origin)}: {exc}") from exc
         conn.activate()
@@ -315,10 +321,14 @@ def _origin_text(origin: Origin) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def default_ssl_context(*, verify: bool = True) -> ssl.SSLContext:
-    """A TLS context that offers only ``http/1.1`` by ALPN (RFC 7301); verification on."""
-    ctx = ssl.create_default_context()
-    if not verify:
+def default_ssl_context(*, verify: bool | str = True) -> ssl.SSLContext:
+    """A TLS context that offers only ``http/1.1`` by ALPN (RFC 7301); verification on.
+
+    *verify* is True (the system's CAs), a path to a PEM file of CAs to trust
+    instead, or False (no verification at all; only when the user asks).
+    """
+    ctx = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    if verify is False:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["http/1.1"])
