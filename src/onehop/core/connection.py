@@ -146,6 +146,7 @@ class Connection:
         "_response_done",
         "_rframing",
         "_rleft",
+        "_sent_host",
         "_wbody",
         "_write",
         "role",
@@ -179,6 +180,7 @@ class Connection:
         # server: the request being answered (None once its response is complete)
         self._request: Request | None = None
         self._response_done = False
+        self._sent_host = False
         # client: requests sent without a final response yet, oldest first
         self._outstanding: deque[Request] = deque()
 
@@ -488,11 +490,18 @@ class Connection:
         self._persist = False
 
     def _check_fields(self, headers: Headers, conn: ConnectionInfo) -> list[bytes]:
-        """Reject hop-by-hop fields passed as end-to-end; return Content-Length values."""
+        """Reject hop-by-hop fields passed as end-to-end; return Content-Length values.
+
+        Sets ``self._sent_host`` as a by-product, so the Host rule needs no second pass.
+        """
         nominated = conn.options
         lengths: list[bytes] = []
+        has_host = False
         for f in headers.fields:
             name = f[0]
+            if name == b"host":
+                has_host = True
+                continue
             if name in HOP_BY_HOP_FIELDS or name in nominated or name == b"close":
                 # "close" is a reserved field name (RFC 9110 §18.4): our own
                 # ``Connection: close`` would nominate it and strip it.
@@ -502,6 +511,7 @@ class Connection:
                 )
             if name == b"content-length":
                 lengths.append(f[2])
+        self._sent_host = has_host
         for option in nominated:  # (empty for the shared NO_CONNECTION_INFO)
             if not TOKEN_RE.fullmatch(option):
                 raise InvalidMessageToSend(f"connection option {option!r} is not a token")
@@ -574,7 +584,7 @@ class Connection:
             raise InvalidMessageToSend(exc.msg) from None
         conn = event.connection
         lengths = self._check_fields(event.headers, conn)
-        if version == b"1.1" and b"host" not in event.headers:
+        if version == b"1.1" and not self._sent_host:
             raise InvalidMessageToSend("an HTTP/1.1 request needs a Host field (RFC 9112 §3.2)")
         chunked = self._wants_chunked(conn)
         if chunked and lengths:

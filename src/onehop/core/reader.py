@@ -75,6 +75,7 @@ _CHUNK_LINE_RE: Final = re.compile(
     + rb"]+|\"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*\"))?)*)"
 )
 _HEX_PREFIX_RE: Final = re.compile(rb"[0-9A-Fa-f]*")
+_HEX_ONLY_RE: Final = re.compile(rb"[0-9A-Fa-f]+")
 #: Longest hex chunk-size accepted: 16 digits fit in 64 bits; more is an overflow attack.
 _MAX_CHUNK_SIZE_DIGITS: Final = 16
 
@@ -304,6 +305,12 @@ class ChunkedReader:
     def _read_size(self, buf: bytearray) -> bool:
         limits = self._limits
         idx = buf.find(b"\r\n")
+        if 0 < idx <= _MAX_CHUNK_SIZE_DIGITS:
+            # Fast path: a short line; valid only if it is all hex digits.
+            line = bytes(buf[:idx])
+            if _HEX_ONLY_RE.fullmatch(line) is not None:
+                del buf[: idx + 2]
+                return self._start_chunk(int(line, 16))
         # The same checks run on a partial line and on a complete one, so the
         # verdict does not depend on how the bytes were split.
         region = buf if idx < 0 else buf[:idx]
@@ -326,8 +333,11 @@ class ChunkedReader:
         digits, ext = m.groups()
         if len(ext) > limits.max_chunk_ext_size:
             raise ChunkExtensionTooLong("chunk extensions too long")
-        size = int(digits, 16)
         del buf[: idx + 2]
+        return self._start_chunk(int(digits, 16))
+
+    def _start_chunk(self, size: int) -> bool:
+        limits = self._limits
         self._total += size
         if limits.max_body_size is not None and self._total > limits.max_body_size:
             raise BodyTooLarge(f"body larger than {limits.max_body_size} bytes")
