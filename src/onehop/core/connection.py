@@ -324,7 +324,8 @@ class Connection:
                                           status_code=None)
         headers, conn = split_fields(fields, special)
         self._start_body(framing, length)
-        if not persists_after(
+        # (HTTP/1.1 without options persists: skip the call on the hot path.)
+        if (conn.options or version == b"1.0") and not persists_after(
             version,
             conn.options,
             is_request=True,

@@ -313,19 +313,21 @@ class ConnectionInfo:
 NO_CONNECTION_INFO: Final = ConnectionInfo._trusted(frozenset(), [])
 
 
-_OPTIONS_CACHE: dict[bytes, frozenset[bytes]] = {}
+_OPTIONS_CACHE: dict[bytes, tuple[frozenset[bytes], frozenset[bytes]]] = {}
 _OPTIONS_CACHE_SIZE: Final = 256
 
 
-def _single_line_options(value: bytes) -> frozenset[bytes]:
-    """:func:`parse_token_list` for one line, memoised: ``keep-alive`` and
-    ``close`` arrive on most requests. Bounded, so hostile values cannot grow it."""
-    options = _OPTIONS_CACHE.get(value)
-    if options is None:
+def _single_line_options(value: bytes) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """(options, every hop-by-hop name) for one Connection line, memoised:
+    ``keep-alive`` and ``close`` arrive on most requests. Bounded, so hostile
+    values cannot grow it."""
+    cached = _OPTIONS_CACHE.get(value)
+    if cached is None:
         options = parse_token_list([value])
+        cached = (options, HOP_BY_HOP_FIELDS | options)
         if len(_OPTIONS_CACHE) < _OPTIONS_CACHE_SIZE and len(value) < 64:
-            _OPTIONS_CACHE[value] = options
-    return options
+            _OPTIONS_CACHE[value] = cached
+    return cached
 
 
 #: Fields the parser must look at: framing, Host, and every fixed hop-by-hop one.
@@ -373,11 +375,12 @@ def split_fields(
     lines = special.get(b"connection")
     if lines is None:
         options: frozenset[bytes] = frozenset()
+        nominated = hop
     elif len(lines) == 1:
-        options = _single_line_options(lines[0])
+        options, nominated = _single_line_options(lines[0])
     else:
         options = parse_token_list(lines)
-    nominated = hop | options if options else hop
+        nominated = hop | options
     e2e = [f for f in fields if f[0] not in nominated]
     conn = [f for f in fields if f[0] in nominated]
     return Headers._trusted(e2e), ConnectionInfo._trusted(options, conn)
