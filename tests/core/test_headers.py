@@ -65,8 +65,17 @@ def test_headers_lookup_is_case_insensitive_and_keeps_all_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("Bad Name", "v"), ("X", "a\r\nb"), ("X", "nul\x00"), ("", "v")]
+    ("name", "value"),
+    [("Bad Name", "v"), ("X", "a\r\nb"), ("X", "nul\x00"), ("", "v"), ("X", "a\nb"),
+     ("A\nB", "v"), ("X", "\n")],
 )
 def test_invalid_fields_to_send_are_rejected_rfc9110_5(name: str, value: str) -> None:
     with pytest.raises(InvalidHeaderToSend):
         Headers([(name, value)])
+
+
+def test_lf_inside_one_of_several_fields_is_rejected_rfc9110_5_5() -> None:
+    with pytest.raises(InvalidHeaderToSend):
+        Headers([("A", "1"), ("B", "x\ny"), ("C", "3")])
+    with pytest.raises(InvalidHeaderToSend):
+        Headers([("A", "1"), ("B\nC", "2")])

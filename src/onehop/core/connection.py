@@ -74,10 +74,12 @@ class Role(enum.Enum):
 
 _TARGET_RE: Final = re.compile(rb"[\x21-\x7e]+")
 _REASON_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-#: Hop-by-hop fields the writer produces or that are never listed in Connection.
+#: Hop-by-hop fields the writer produces, or that need no Connection listing because
+#: every recipient treats them as hop-by-hop already (the fixed set; TE, Upgrade and
+#: Keep-Alive are listed since RFC 9110 §10.1.4, §7.8 and RFC 7230 §A.1.2 ask for it).
 _UNLISTED: Final = frozenset(
     {b"connection", b"transfer-encoding", b"proxy-authorization", b"proxy-authenticate",
-     b"proxy-connection"}
+     b"proxy-connection", b"trailer"}
 )
 _REASONS: Final = {
     100: b"Continue", 101: b"Switching Protocols", 103: b"Early Hints", 200: b"OK",

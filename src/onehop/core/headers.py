@@ -24,6 +24,9 @@ TOKEN_RE: Final = re.compile(rb"[" + _TCHAR + rb"]+")
 #: A field value: VCHAR, obs-text, SP and HTAB; no CTL, no NUL (RFC 9110 §5.5).
 FIELD_VALUE_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 
+_NAMES_RE: Final = re.compile(rb"[" + _TCHAR + rb"]+(?:\n[" + _TCHAR + rb"]+)*")
+_VALUES_RE: Final = re.compile(rb"[\t\n\x20-\x7e\x80-\xff]*")
+
 #: Fields that are connection-specific whether or not Connection names them
 #: (RFC 9110 §7.6.1, RFC 9112 §6.1/§7.4, RFC 7230 §A.1.2, RFC 9110 §11.7).
 HOP_BY_HOP_FIELDS: Final = frozenset(
@@ -67,19 +70,34 @@ class Headers:
         if isinstance(fields, Headers):
             self._fields: list[Field] = list(fields._fields)
             return
-        built: list[Field] = []
-        name_ok = TOKEN_RE.fullmatch
-        value_ok = FIELD_VALUE_RE.fullmatch
+        raws: list[bytes] = []
+        vals: list[bytes] = []
         for name, value in fields:
-            raw = name if type(name) is bytes else _to_bytes(name)
+            raws.append(name if type(name) is bytes else _to_bytes(name))
             val = value if type(value) is bytes else _to_bytes(value)
             if val[:1] in _OWS or val[-1:] in _OWS:
                 val = val.strip(b" \t")
-            if name_ok(raw) is None:
-                raise InvalidHeaderToSend(f"invalid field name {raw!r}")
-            if value_ok(val) is None:
-                raise InvalidHeaderToSend(f"invalid value for field {raw.decode('latin-1')!r}")
-            built.append((raw.lower(), raw, val))
+            vals.append(val)
+        # One C-level check for all names and one for all values (neither may hold
+        # LF, so it can join them); the slow loop only runs to name the culprit.
+        joined_names = b"\n".join(raws)
+        joined_values = b"\n".join(vals)
+        separators = len(raws) - 1
+        if raws and (
+            _NAMES_RE.fullmatch(joined_names) is None
+            or _VALUES_RE.fullmatch(joined_values) is None
+            # an LF inside a name or value would pass as a separator: count them
+            or joined_names.count(b"\n") != separators
+            or joined_values.count(b"\n") != separators
+        ):
+            for raw, val in zip(raws, vals, strict=True):
+                if not TOKEN_RE.fullmatch(raw):
+                    raise InvalidHeaderToSend(f"invalid field name {raw!r}")
+                if not FIELD_VALUE_RE.fullmatch(val):
+                    raise InvalidHeaderToSend(
+                        f"invalid value for field {raw.decode('latin-1')!r}"
+                    )
+        built = [(raw.lower(), raw, val) for raw, val in zip(raws, vals, strict=True)]
         self._fields = built
 
     @classmethod

@@ -12,7 +12,8 @@ from typing import Final
 
 from onehop.errors import DuplicateHost, InvalidHost, InvalidRequestTarget, MissingHost
 
-_REG_NAME: Final = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
+# Possessive runs (Python 3.11+): the same language, no per-character alternation.
+_REG_NAME: Final = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]++|%[0-9A-Fa-f]{2})*+"
 _IP_LITERAL: Final = rb"\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]"
 _HOST_RE: Final = re.compile(rb"(?:" + _IP_LITERAL + rb"|" + _REG_NAME + rb")(?::[0-9]*)?")
 _AUTHORITY_RE: Final = re.compile(
