@@ -1,0 +1,37 @@
+"""The probe against onehop's own origin server: every origin-server check must pass.
+
+This is how onehop proves its server right (issue 6): the probe judges from raw bytes,
+so a bug in the core cannot hide itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from onehop.probe import Result, Verdict
+from tests.probe.conftest import free_port, running
+from tests.probe.peers import HERE
+from tests.probe.test_server_peers import probe
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def onehop_cmd(port: int) -> list[str]:
+    return [sys.executable, "-m", "onehop", "serve", "--app-dir", str(HERE), "asgi_app:app",
+            "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "1",
+            "--no-access-log"]
+
+
+@pytest.fixture(scope="module")
+def onehop_server() -> Iterator[dict[str, Result]]:
+    port = free_port()
+    with running(onehop_cmd(port), port):
+        yield probe(port, "/", "/204")
+
+
+def test_onehop_server_passes_every_origin_check(onehop_server: dict[str, Result]) -> None:
+    failed = {k: r.evidence for k, r in onehop_server.items() if r.verdict is Verdict.FAIL}
+    assert failed == {}
