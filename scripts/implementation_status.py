@@ -76,8 +76,9 @@ def main_() -> int:
             start(peers.node_cmd(p, 1000), p)
             server("Node.js http", p, "/", "/204")
 
-        # --- onehop's own server goes here (issue 6): start it on a free port, then
-        # server("onehop server", port, "/", "/204"). Not added until it exists.
+        p = peers.free_port()
+        start(peers.onehop_cmd(p), p)
+        server("onehop server", p, "/", "/204")
 
         if shutil.which(peers.NGINX):
             p, o = peers.free_port(), peers.free_port()
@@ -115,8 +116,8 @@ def main_() -> int:
         "**FAIL** means the peer broke the sentence on the wire; info means a measurement or "
         "an allowed choice; n/a means the check is for another kind of target.\n\n"
         "The naive proxy relays bytes verbatim on purpose: its FAIL cells prove the "
-        "stripping checks can fail. onehop's own server and proxy are not in this table "
-        "yet; they will be added to the marked places in `scripts/implementation_status.py`."
+        "stripping checks can fail. onehop's own proxy is not in this table "
+        "yet; it will be added to the marked place in `scripts/implementation_status.py`."
         "\n\n## Re-run\n\n```sh\nscripts/implementation-status.sh   # needs nginx and node on "
         "PATH; about two minutes\n```\n\nor probe any peer yourself:\n\n```sh\n"
         "onehop probe server http://127.0.0.1:8080/ --no-content-path /204\n"

@@ -104,6 +104,13 @@ def uvicorn_cmd(port: int) -> list[str]:
     return [*cmd, "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "1"]
 
 
+def onehop_cmd(port: int) -> list[str]:
+    """onehop's own server running the same app as uvicorn, same idle timeout."""
+    cmd = [sys.executable, "-m", "onehop", "serve", "--app-dir", str(HERE), "asgi_app:app"]
+    return [*cmd, "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "1",
+            "--no-access-log"]
+
+
 def node_cmd(port: int, keep_alive_ms: int = 1000) -> list[str]:
     return [NODE, str(HERE / "node_server.js"), str(port), str(keep_alive_ms)]
 

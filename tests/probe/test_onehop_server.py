@@ -6,23 +6,16 @@ so a bug in the core cannot hide itself.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from onehop.probe import Result, Verdict
 from tests.probe.conftest import free_port, running
-from tests.probe.peers import HERE
+from tests.probe.peers import onehop_cmd
 from tests.probe.test_server_peers import probe
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def onehop_cmd(port: int) -> list[str]:
-    return [sys.executable, "-m", "onehop", "serve", "--app-dir", str(HERE), "asgi_app:app",
-            "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "1",
-            "--no-access-log"]
 
 
 @pytest.fixture(scope="module")
