@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from onehop._version import __version__
 
 #: Modules that contribute a subcommand, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("onehop.server.cli", "onehop.client.cli", "onehop.probe.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "onehop.proxy.cli",
+    "onehop.server.cli",
+    "onehop.client.cli",
+    "onehop.probe.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,230 @@
+"""``onehop proxy`` and ``onehop demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from onehop._aio import LOOP_CHOICES, new_event_loop
+from onehop.proxy.config import ConfigError, ProxyConfig, load, split_listen
+from onehop.proxy.forward import ForwardPolicy
+
+
+def register(subparsers: Any) -> None:
+    """Attach ``proxy`` and ``demo``."""
+    p = subparsers.add_parser(
+        "proxy", help="reverse or forward proxy that strips hop-by-hop fields both ways"
+    )
+    p.add_argument("--listen", metavar="HOST:PORT", help="address to listen on")
+    p.add_argument("--upstream", action="append", metavar="URL", default=[],
+                   help="upstream http://HOST:PORT (repeat for round-robin)")
+    p.add_argument("--forward", action="store_true",
+                   help="forward proxy (absolute-form and CONNECT); see --allow")
+    p.add_argument("--allow", action="append", metavar="HOST:PORT", default=[],
+                   help="forward-proxy allow-list pattern (glob), e.g. '*.example.com:443'")
+    p.add_argument("--config", metavar="FILE", help="TOML config; flags override it")
+    p.add_argument("--check", action="store_true",
+                   help="validate the config, warn about timeout orderings, and exit")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
+    p.add_argument("--loop", choices=LOOP_CHOICES, default="auto")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    p.set_defaults(func=run_proxy)
+    d = subparsers.add_parser(
+        "demo", help="an echo origin with the proxy in front, and curl commands to try"
+    )
+    d.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8080")
+    d.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="stop after this long (default: run until Ctrl-C)")
+    d.set_defaults(func=run_demo)
+
+
+def build_config(args: argparse.Namespace) -> ProxyConfig:
+    """The config from ``--config`` with flags applied over it.
+
+    Raises:
+        ConfigError: naming the key or flag.
+        OSError: the config file cannot be read.
+    """
+    cfg = load(args.config) if args.config else ProxyConfig()
+    if args.listen:
+        split_listen(args.listen, "--listen")
+        cfg.listen = args.listen
+    if args.upstream:
+        cfg.upstreams["default"] = list(args.upstream)
+    if args.forward:
+        cfg.forward = ForwardPolicy(allow=list(args.allow))
+    elif args.allow:
+        raise ConfigError("--allow: only with --forward")
+    cfg.validate()
+    return cfg
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+async def _serve(cfg: ProxyConfig, access_log: bool, sock: socket.socket | None,
+                 duration: float | None = None) -> None:
+    from onehop.proxy.reverse import Proxy
+
+    proxy = Proxy(cfg, access_log=access_log)
+    await proxy.start(sock=sock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.timeout(duration):
+            await stop.wait()
+    except TimeoutError:
+        pass
+    finally:
+        await proxy.aclose()
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    """Entry point for ``onehop proxy``; 2 on a bad config, 1 if ``--check`` warns."""
+    try:
+        cfg = build_config(args)
+    except (ConfigError, OSError) as exc:
+        print(f"onehop proxy: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        warnings = cfg.check_timeouts()
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print("config OK" + (f" ({len(warnings)} warning(s))" if warnings else ""))
+        return 1 if warnings else 0
+    _setup_logging()
+    host, port = split_listen(cfg.listen, "listen")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.workers > 1:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    mode = "forward" if cfg.forward is not None else "reverse"
+    print(f"onehop proxy ({mode}) listening on http://{cfg.listen}"
+          + (f" -> {', '.join(cfg.upstreams.get('default', []))}" if cfg.upstreams else ""),
+          file=sys.stderr, flush=True)
+    children: list[int] = []
+    if args.workers > 1:
+        for _ in range(args.workers - 1):
+            pid = os.fork()
+            if pid == 0:
+                _run_loop(args.loop, cfg, args.access_log, sock)
+                os._exit(0)
+            children.append(pid)
+    try:
+        _run_loop(args.loop, cfg, args.access_log, sock)
+    finally:
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+    return 0
+
+
+def _run_loop(choice: str, cfg: ProxyConfig, access_log: bool, sock: socket.socket,
+              duration: float | None = None) -> None:
+    loop = new_event_loop(choice)
+    try:
+        loop.run_until_complete(_serve(cfg, access_log, sock, duration))
+    finally:
+        loop.close()
+
+
+DEMO_TEXT = """\
+onehop demo: echo origin on http://{origin}, proxy on http://{proxy}
+The origin answers with the request head it received, as JSON.
+
+1. Hop-by-hop stripping (Connection names X-Secret; Keep-Alive, TE, Upgrade are fixed hop-by-hop):
+   curl -s http://{proxy}/ -H 'Connection: X-Secret' -H 'X-Secret: 1' \\
+        -H 'Keep-Alive: timeout=5' -H 'TE: gzip' -H 'X-Kept: yes'
+   -> the origin's "headers" have X-Kept, Via, X-Forwarded-For; no X-Secret, Keep-Alive or TE.
+
+2. A client cannot make the proxy drop what it adds:
+   curl -s http://{proxy}/ -H 'Connection: X-Forwarded-For' -H 'X-Forwarded-For: 203.0.113.9'
+   -> X-Forwarded-For is the proxy's own (127.0.0.1), not the spoofed one.
+
+3. HTTP/1.0 client: chunked upstream response becomes close-delimited, Connection: close:
+   curl -s -0 -i http://{proxy}/chunked
+
+4. Connection reuse: two client connections, one upstream connection:
+   curl -s http://{proxy}/a; curl -s http://{proxy}/b
+   -> same "origin_connection", "requests_on_this_connection" goes up.
+   curl -sv http://{proxy}/a http://{proxy}/b 2>&1 | grep -i 're-using\\|origin_conn'
+
+Press Ctrl-C to stop.
+"""
+
+
+async def demo_main(listen: str, duration: float | None, out: Any = None) -> None:
+    """Start the echo origin and the proxy in front; print the commands; run until stopped."""
+    from onehop.proxy.demo import start_echo_origin
+    from onehop.proxy.reverse import Proxy
+
+    host, port = split_listen(listen, "--listen")
+    origin = await start_echo_origin("127.0.0.1", 0)
+    oport = origin.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    proxy = Proxy(upstreams=[f"http://127.0.0.1:{oport}"])
+    await proxy.start(host, port)
+    print(DEMO_TEXT.format(origin=f"127.0.0.1:{oport}", proxy=f"{host}:{proxy.port}"),
+          file=out or sys.stdout, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.timeout(duration):
+            await stop.wait()
+    except TimeoutError:
+        pass
+    finally:
+        await proxy.aclose()
+        origin.close()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Entry point for ``onehop demo``."""
+    try:
+        split_listen(args.listen, "--listen")
+    except ConfigError as exc:
+        print(f"onehop demo: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging()
+    loop = new_event_loop("auto")
+    try:
+        loop.run_until_complete(demo_main(args.listen, args.duration))
+    except OSError as exc:
+        print(f"onehop demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        loop.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``proxy``/``demo`` without the top-level CLI (tests, ``python -m``)."""
+    parser = argparse.ArgumentParser(prog="onehop")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

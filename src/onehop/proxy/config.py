@@ -1,0 +1,291 @@
+"""Proxy configuration: dataclasses, and a TOML loader whose errors name the key.
+
+Example::
+
+    listen = "127.0.0.1:8080"
+    [upstreams]
+    app = ["http://127.0.0.1:9000", "http://127.0.0.1:9001"]
+    [[routes]]
+    host = "example.com"      # optional; matched without the port, case-insensitively
+    path = "/api"             # path prefix; the longest match wins
+    upstream = "app"
+    [timeouts]                # seconds
+    connect = 5
+    read = 60                 # upstream silence while waiting for or reading a response
+    write = 60
+    client_idle = 15          # idle client connection kept open
+    upstream_idle = 4         # idle upstream connection kept in the pool
+    upstream_keepalive = 5    # the upstream's own idle timeout (for --check)
+    [limits]
+    max_connections = 1000    # upstream pool, total
+    max_per_upstream = 100
+    [headers]
+    forwarded = "x-forwarded" # or "forwarded" (RFC 7239) or "none"
+    trust_forwarded = false
+    via = "onehop"
+    preserve_host = true
+    [headers.nomination]      # reject | ignore | strip, per protected field
+    host = "reject"
+    [forward]
+    enabled = false
+    allow = ["*.example.com:443"]
+    connect_ports = [443]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from onehop.proxy.forward import ForwardPolicy
+from onehop.proxy.hop import PROTECTED_FIELDS, ForwardedStyle, HeaderPolicy, Nomination
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+
+@dataclass
+class Timeouts:
+    """Seconds; see the module docstring for each."""
+
+    connect: float = 5.0
+    read: float = 60.0
+    write: float = 60.0
+    client_idle: float = 15.0
+    upstream_idle: float = 4.0
+    upstream_keepalive: float | None = 5.0
+
+
+@dataclass
+class Limits:
+    """Upstream pool limits and inbound buffer bounds."""
+
+    max_connections: int = 1000
+    max_per_upstream: int = 100
+
+
+@dataclass
+class Route:
+    """Requests for *host* (None: any) whose path starts with *path* go to *group*."""
+
+    path: str = "/"
+    group: str = "default"
+    host: str | None = None
+
+
+@dataclass
+class ProxyConfig:
+    """Everything a :class:`~onehop.proxy.reverse.Proxy` needs."""
+
+    listen: str = "127.0.0.1:8080"
+    upstreams: dict[str, list[str]] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    limits: Limits = field(default_factory=Limits)
+    headers: HeaderPolicy = field(default_factory=HeaderPolicy)
+    forward: ForwardPolicy | None = None
+    retry_non_idempotent_close: bool = False
+
+    def validate(self) -> None:
+        """Check cross-field rules.
+
+        Raises:
+            ConfigError: naming the key at fault.
+        """
+        for name, urls in self.upstreams.items():
+            if not urls:
+                raise ConfigError(f"upstreams.{name}: needs at least one URL")
+            for url in urls:
+                check_upstream_url(url, f"upstreams.{name}")
+        for i, route in enumerate(self.routes):
+            if route.group not in self.upstreams:
+                raise ConfigError(f"routes[{i}].upstream: no upstream group {route.group!r}")
+            if not route.path.startswith("/"):
+                raise ConfigError(f"routes[{i}].path: must start with '/'")
+        if not self.upstreams and self.forward is None:
+            raise ConfigError("upstreams: give at least one upstream (or enable forward)")
+        split_listen(self.listen, "listen")
+
+    def check_timeouts(self) -> list[str]:
+        """Warnings about timeout orderings that cause failed reuse (``--check``).
+
+        The pool must drop an idle upstream connection before the upstream
+        does, else it may send a request on a connection the upstream is
+        closing (RFC 9112 §9.3.1): a retry for idempotent requests, a 502 for
+        the rest.
+        """
+        t = self.timeouts
+        warnings = []
+        if t.upstream_keepalive is not None and t.upstream_idle >= t.upstream_keepalive:
+            warnings.append(
+                f"timeouts.upstream_idle ({t.upstream_idle:g} s) >= timeouts.upstream_keepalive "
+                f"({t.upstream_keepalive:g} s): the upstream can close a connection the pool "
+                "still thinks is idle; set upstream_idle below the upstream's keep-alive timeout"
+            )
+        if t.upstream_keepalive is None:
+            warnings.append(
+                "timeouts.upstream_keepalive is not set: cannot check upstream_idle against "
+                "the upstream's own idle timeout (the pool still honours Keep-Alive: timeout)"
+            )
+        if t.read <= 0 or t.connect <= 0:
+            warnings.append("timeouts.read/connect must be positive")
+        return warnings
+
+
+def split_listen(value: str, key: str) -> tuple[str, int]:
+    """``HOST:PORT`` to (host, port).
+
+    Raises:
+        ConfigError: naming *key*.
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{key}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_upstream_url(url: str, key: str) -> tuple[str, int]:
+    """Validate an ``http://host:port`` upstream URL; return (host, port).
+
+    Raises:
+        ConfigError: naming *key*.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80
+    except ValueError as exc:
+        raise ConfigError(f"{key}: invalid URL {url!r}: {exc}") from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(f"{key}: expected http://HOST[:PORT], got {url!r}")
+    if parts.path not in ("", "/"):
+        raise ConfigError(f"{key}: a path in the upstream URL is not supported: {url!r}")
+    return parts.hostname, port
+
+
+def _typed(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = table[key]
+    if kind is float:
+        kind = (int, float)
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}{key}: expected a number, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}{key}: wrong type {type(value).__name__} ({value!r})")
+    return value
+
+
+def _unknown(table: dict[str, Any], known: set[str], where: str) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}{key}: unknown key")
+
+
+def from_dict(data: dict[str, Any]) -> ProxyConfig:
+    """Build and validate a config from parsed TOML.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    cfg = ProxyConfig()
+    _unknown(data, {"listen", "upstreams", "routes", "timeouts", "limits", "headers", "forward",
+                    "retry_non_idempotent_close"}, "")
+    if "listen" in data:
+        cfg.listen = _typed(data, "listen", str, "")
+    if "retry_non_idempotent_close" in data:
+        cfg.retry_non_idempotent_close = _typed(data, "retry_non_idempotent_close", bool, "")
+    ups = data.get("upstreams", {})
+    if not isinstance(ups, dict):
+        raise ConfigError("upstreams: expected a table of group = [URL, ...]")
+    for name, urls in ups.items():
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ConfigError(f"upstreams.{name}: expected a list of URLs")
+        cfg.upstreams[name] = list(urls)
+    routes = data.get("routes", [])
+    if not isinstance(routes, list):
+        raise ConfigError("routes: expected an array of tables ([[routes]])")
+    for i, r in enumerate(routes):
+        where = f"routes[{i}]."
+        if not isinstance(r, dict):
+            raise ConfigError(f"routes[{i}]: expected a table")
+        _unknown(r, {"host", "path", "upstream"}, where)
+        if "upstream" not in r:
+            raise ConfigError(f"{where}upstream: missing")
+        cfg.routes.append(Route(
+            path=_typed(r, "path", str, where) if "path" in r else "/",
+            group=_typed(r, "upstream", str, where),
+            host=_typed(r, "host", str, where).lower() if "host" in r else None,
+        ))
+    t = data.get("timeouts", {})
+    _unknown(t, set(Timeouts.__dataclass_fields__), "timeouts.")
+    for key in t:
+        value = float(_typed(t, key, float, "timeouts."))
+        if value <= 0:
+            raise ConfigError(f"timeouts.{key}: must be positive, got {value}")
+        setattr(cfg.timeouts, key, value)
+    lim = data.get("limits", {})
+    _unknown(lim, set(Limits.__dataclass_fields__), "limits.")
+    for key in lim:
+        value = _typed(lim, key, int, "limits.")
+        if value < 1:
+            raise ConfigError(f"limits.{key}: must be at least 1, got {value}")
+        setattr(cfg.limits, key, value)
+    h = data.get("headers", {})
+    _unknown(h, {"forwarded", "trust_forwarded", "via", "preserve_host", "nomination"},
+             "headers.")
+    if "forwarded" in h:
+        try:
+            cfg.headers.forwarded = ForwardedStyle(_typed(h, "forwarded", str, "headers."))
+        except ValueError:
+            raise ConfigError(
+                "headers.forwarded: expected x-forwarded, forwarded or none, got "
+                f"{h['forwarded']!r}"
+            ) from None
+    for key in ("trust_forwarded", "preserve_host"):
+        if key in h:
+            setattr(cfg.headers, key, _typed(h, key, bool, "headers."))
+    if "via" in h:
+        cfg.headers.via = _typed(h, "via", str, "headers.")
+    for name, rule in h.get("nomination", {}).items():
+        lname = name.lower().encode("latin-1")
+        if lname not in PROTECTED_FIELDS:
+            raise ConfigError(f"headers.nomination.{name}: not a protected field "
+                              f"({', '.join(sorted(f.decode() for f in PROTECTED_FIELDS))})")
+        try:
+            cfg.headers.nomination[lname] = Nomination(rule)
+        except ValueError:
+            raise ConfigError(
+                f"headers.nomination.{name}: expected reject, ignore or strip, got {rule!r}"
+            ) from None
+    fw = data.get("forward")
+    if fw is not None:
+        _unknown(fw, {"enabled", "allow", "connect_ports"}, "forward.")
+        if fw.get("enabled", True):
+            allow = fw.get("allow", [])
+            if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+                raise ConfigError("forward.allow: expected a list of HOST:PORT patterns")
+            ports = fw.get("connect_ports", [443])
+            if not isinstance(ports, list) or not all(isinstance(p, int) for p in ports):
+                raise ConfigError("forward.connect_ports: expected a list of ports")
+            cfg.forward = ForwardPolicy(allow=list(allow), connect_ports=frozenset(ports))
+    cfg.validate()
+    return cfg
+
+
+def load(path: str | Path) -> ProxyConfig:
+    """Read and validate a TOML config file.
+
+    Raises:
+        ConfigError: invalid TOML or values (the message names the key).
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        try:
+            data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return from_dict(data)

@@ -1,0 +1,846 @@
+"""The reverse (and forward) proxy: inbound connections on the core, upstream via the pool.
+
+Each inbound connection is an :class:`asyncio.Protocol` driving a server-role
+:class:`onehop.core.Connection` created with ``intermediary=True`` (an HTTP/1.0
+client is never kept alive, RFC 9112 §9.3 / RFC 7230 §6.3), plus one task that
+handles its requests in order (so pipelined requests are answered in order,
+RFC 9112 §9.3.2). Upstream connections come from :class:`onehop.client.Pool`,
+which keeps each side's persistence separate: a client's ``close`` ends only
+the client connection; an upstream ``close`` or HTTP/1.0 response retires only
+that upstream connection.
+
+The proxy never forwards bytes it did not frame itself: the core parses the
+request (rejecting smuggling attempts with their ``status_hint`` before any
+upstream is chosen), :mod:`onehop.proxy.hop` builds a fresh message from the
+end-to-end fields, and the core's writers produce new framing on each side.
+
+Bodies stream both ways: the inbound protocol stops reading when 256 KiB wait
+unparsed, the upstream connection when 1 MiB does, and each copier waits for
+the other side's transport to drain before reading more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Final
+
+from onehop._aio import FlowControl
+from onehop.client.connection import HTTPConnection, Origin
+from onehop.client.errors import (
+    ClientError,
+    ConnectError,
+    ConnectTimeout,
+    PoolTimeout,
+    ReadTimeout,
+    ServerDisconnected,
+    WriteTimeout,
+)
+from onehop.client.pool import Pool
+from onehop.client.retry import is_retry_safe
+from onehop.core import (
+    NEED_DATA,
+    Connection,
+    ConnectionInfo,
+    Data,
+    EndOfMessage,
+    Event,
+    Headers,
+    InformationalResponse,
+    Request,
+    Response,
+    Role,
+    State,
+    reason_phrase,
+)
+from onehop.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from onehop.proxy import hop
+from onehop.proxy.config import ProxyConfig, Route, check_upstream_url, split_listen
+from onehop.proxy.forward import BadForwardTarget, ForwardDenied, parse_absolute, split_authority
+from onehop.proxy.tunnel import StreamEndpoint, splice
+
+log = logging.getLogger("onehop.proxy")
+access_log = logging.getLogger("onehop.proxy.access")
+
+#: Stop reading from a client when this many bytes wait unparsed.
+_IN_HIGH_WATER: Final = 256 * 1024
+#: Back-off after an upstream refuses or resets: base, doubled per failure, capped.
+BACKOFF_BASE: Final = 1.0
+BACKOFF_MAX: Final = 30.0
+
+RequestHook = Callable[[Request, Request], "Request | Awaitable[Request | None] | None"]
+ResponseHook = Callable[[Response, Response], "Response | Awaitable[Response | None] | None"]
+
+
+class ClientGone(Exception):
+    """The client connection was lost."""
+
+
+class BadRequestBody(Exception):
+    """The client's body broke the protocol mid-stream (answer ``status``, close)."""
+
+    def __init__(self, exc: RemoteProtocolError) -> None:
+        super().__init__(str(exc))
+        self.status = exc.status_hint
+
+
+class Upstream:
+    """One upstream server with passive health: refused or reset means skip for a while."""
+
+    __slots__ = ("down_until", "failures", "origin", "url")
+
+    def __init__(self, url: str) -> None:
+        host, port = check_upstream_url(url, "upstream")
+        self.url = url
+        self.origin: Origin = ("http", host, port)
+        self.failures = 0
+        self.down_until = 0.0
+
+    @property
+    def authority(self) -> bytes:
+        host, port = self.origin[1], self.origin[2]
+        h = f"[{host}]" if ":" in host else host
+        return f"{h}:{port}".encode("latin-1") if port != 80 else h.encode("latin-1")
+
+    def failed(self, now: float) -> None:
+        """Refused or reset: back off ``BACKOFF_BASE * 2**(n-1)`` seconds, capped."""
+        self.failures += 1
+        self.down_until = now + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (self.failures - 1))
+        log.warning("upstream %s marked down for %.1f s", self.url, self.down_until - now)
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.down_until = 0.0
+
+
+class UpstreamGroup:
+    """Round-robin over members, skipping those in back-off."""
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self.members = [Upstream(u) for u in urls]
+        self._next = 0
+
+    def pick(self, now: float, exclude: Sequence[Upstream] = ()) -> Upstream:
+        """The next healthy member; if none, the one that comes back soonest."""
+        n = len(self.members)
+        for i in range(n):
+            m = self.members[(self._next + i) % n]
+            if m.down_until <= now and m not in exclude:
+                self._next = (self._next + i + 1) % n
+                return m
+        candidates = [m for m in self.members if m not in exclude] or self.members
+        return min(candidates, key=lambda m: m.down_until)
+
+
+def _text(status: int, message: str) -> tuple[Response, bytes]:
+    body = (message.rstrip() + "\n").encode("utf-8", "replace")
+    head = Response(status, [(b"Content-Type", b"text/plain; charset=utf-8"),
+                             (b"Content-Length", str(len(body)).encode())])
+    return head, body
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class Proxy:
+    """A reverse proxy (and, with ``config.forward``, a forward proxy).
+
+    Args:
+        config: routes, timeouts, limits, header policy; or use *upstreams*.
+        upstreams: shorthand for one ``default`` group of ``http://`` URLs.
+        request_hook: ``hook(inbound, outbound) -> Request | None``, called with
+            the received request and the one about to go upstream, after
+            stripping and after ``Via``/forwarding fields were added; return a
+            replacement or None. Hop-by-hop fields it adds are refused by the
+            core (502), so a hook cannot reopen what stripping closed.
+        response_hook: ``hook(upstream_response, outbound) -> Response | None``, likewise.
+        access_log: emit one ``onehop.proxy.access`` line per request.
+    """
+
+    def __init__(
+        self,
+        config: ProxyConfig | None = None,
+        *,
+        upstreams: Sequence[str] | None = None,
+        request_hook: RequestHook | None = None,
+        response_hook: ResponseHook | None = None,
+        access_log: bool = True,
+    ) -> None:
+        cfg = config or ProxyConfig()
+        if upstreams:
+            cfg.upstreams = {**cfg.upstreams, "default": list(upstreams)}
+        cfg.validate()
+        self.config = cfg
+        self.groups = {name: UpstreamGroup(urls) for name, urls in cfg.upstreams.items()}
+        self.routes = sorted(cfg.routes, key=lambda r: (r.host is None, -len(r.path)))
+        default = "default" if "default" in self.groups else next(iter(self.groups), None)
+        if default is not None and not any(r.host is None and r.path == "/" for r in self.routes):
+            self.routes.append(Route("/", default))
+        self.request_hook = request_hook
+        self.response_hook = response_hook
+        self.log_access = access_log
+        self.pool = Pool(
+            max_connections=cfg.limits.max_connections,
+            max_per_origin=cfg.limits.max_per_upstream,
+            idle_timeout=cfg.timeouts.upstream_idle,
+        )
+        self._server: asyncio.AbstractServer | None = None
+        self._inbound: set[_Inbound] = set()
+        #: Requests answered (for tests and the demo).
+        self.requests = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(
+        self, host: str | None = None, port: int | None = None, *,
+        sock: socket.socket | None = None, reuse_port: bool = False,
+    ) -> None:
+        """Listen on *host*:*port* (default: ``config.listen``) or an open *sock*."""
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            self._server = await loop.create_server(lambda: _Inbound(self), sock=sock,
+                                                    backlog=2048)
+            return
+        if host is None or port is None:
+            h, p = split_listen(self.config.listen, "listen")
+            host = h if host is None else host
+            port = p if port is None else port
+        self._server = await loop.create_server(
+            lambda: _Inbound(self), host, port, backlog=2048, reuse_port=reuse_port or None
+        )
+
+    @property
+    def port(self) -> int:
+        """The port listened on (after :meth:`start`)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def aclose(self) -> None:
+        """Stop listening, close every client connection and the upstream pool."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._inbound):
+            conn.abort()
+        await self.pool.aclose()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def __aenter__(self) -> Proxy:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- routing ------------------------------------------------------------------------------
+
+    def route(self, host: bytes | None, path: bytes) -> UpstreamGroup | None:
+        """The upstream group for a request: host (without port) and longest path prefix."""
+        hname = None
+        if host is not None:
+            text = host.decode("latin-1").lower()
+            hname = text.rsplit(":", 1)[0] if not text.endswith("]") else text
+        p = path.decode("latin-1")
+        for r in self.routes:
+            if r.host is not None and r.host != hname:
+                continue
+            if p.startswith(r.path):
+                return self.groups[r.group]
+        return None
+
+
+class _Inbound(asyncio.Protocol):
+    """One client connection. Callbacks feed the core and wake the connection's task."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.core = Connection(Role.SERVER, intermediary=True)
+        self.flow = FlowControl()
+        self.transport: asyncio.Transport | None = None
+        self.client = "-"
+        self.client_ip = "-"
+        self.lost = False
+        self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Future[None] | None = None
+        self._read_paused = False
+        self._task: asyncio.Task[None] | None = None
+        # tunnel mode (after 101/CONNECT): bytes go here instead of the core
+        self._tbuf: bytearray | None = None
+        self._teof = False
+        #: True while the request is complete and the upstream's answer is awaited.
+        self._waiting_upstream = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client_ip = str(peer[0])
+            self.client = f"{peer[0]}:{peer[1]}"
+        self.proxy._inbound.add(self)
+        self._task = self._loop.create_task(self._run())
+
+    def data_received(self, data: bytes) -> None:
+        tbuf = self._tbuf
+        if tbuf is not None:
+            tbuf += data
+            if len(tbuf) > _IN_HIGH_WATER:
+                self._pause()
+        else:
+            core = self.core
+            core.receive_data(data)
+            if core.buffered > _IN_HIGH_WATER:
+                self._pause()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        if self._tbuf is not None:
+            self._teof = True
+        else:
+            self.core.receive_data(b"")
+            task = self._task
+            if self._waiting_upstream and task is not None and not task.done():
+                # The client closed while we wait for the upstream: abort it, as
+                # nginx does (its 499); the answer would go nowhere useful.
+                task.cancel()
+        self._wake()
+        return True  # keep our sending side open between messages
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._teof = True
+        self.core.receive_data(b"")
+        self.flow.close()
+        self.proxy._inbound.discard(self)
+        self._wake()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()  # client gone: abort the upstream exchange
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    def _pause(self) -> None:
+        if not self._read_paused and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._read_paused and self.transport is not None and not self.lost:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def _wait(self, timeout: float | None) -> None:
+        fut = self._waiter = self._loop.create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+        finally:
+            self._waiter = None
+
+    async def next_event(self, timeout: float | None) -> Event:
+        """The next event from the client; TimeoutError after *timeout* s of silence.
+
+        Raises:
+            RemoteProtocolError: the client broke the protocol (answer ``status_hint``).
+            ClientGone: the connection was lost.
+        """
+        core = self.core
+        while True:
+            event = core.next_event()
+            if event is not NEED_DATA:
+                if not isinstance(event, Event):
+                    raise ClientGone("paused")
+                return event
+            if self.lost:
+                raise ClientGone("client connection lost")
+            self._resume()
+            await self._wait(timeout)
+
+    # --- tunnel endpoint (after 101 / CONNECT) ------------------------------------------------
+
+    async def read(self) -> bytes:
+        while True:
+            tbuf = self._tbuf
+            assert tbuf is not None
+            if tbuf:
+                data = bytes(tbuf)
+                tbuf.clear()
+                self._resume()
+                return data
+            if self._teof or self.lost:
+                return b""
+            await self._wait(None)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        await self.flow.drain()
+
+    def write_eof(self) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing() and t.can_write_eof():
+            with contextlib.suppress(OSError, RuntimeError):
+                t.write_eof()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _enter_tunnel(self) -> None:
+        data, eof = self.core.trailing_data
+        self._tbuf = bytearray(data)
+        self._teof = eof or self.lost
+
+    # --- the connection's task ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        timeouts = self.proxy.config.timeouts
+        try:
+            while True:
+                try:
+                    event = await self.next_event(timeouts.client_idle)
+                except RemoteProtocolError as exc:
+                    # Smuggling and malformed input stop here: nothing went upstream.
+                    log.info("client %s: %s", self.client, exc)
+                    self._send_error(exc.status_hint,
+                                     f"{reason_phrase(exc.status_hint).decode()}: {exc}")
+                    break
+                except (TimeoutError, ClientGone):
+                    break
+                if type(event) is not Request:
+                    break
+                if not await self._exchange(event):
+                    break
+                if self.core.must_close:
+                    break
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # a bug must not kill the server, only this connection
+            log.exception("client %s: unexpected error", self.client)
+            self.abort()
+        finally:
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+    def _send_error(self, status: int, message: str, close: bool = False) -> bool:
+        """Answer with a short text body; return whether the connection may persist."""
+        if self.lost or self.transport is None:
+            return False
+        head, body = _text(status, message)
+        if close:
+            head = Response(head.status_code, head.headers, connection=ConnectionInfo(["close"]))
+        try:
+            out = self.core.send(head) + self.core.send(Data(body)) + self.core.send(
+                EndOfMessage())
+        except LocalProtocolError:
+            self.abort()
+            return False
+        self.transport.write(out)
+        return not self.core.must_close
+
+    def _access(self, req: Request, status: int, nbytes: int, upstream: str, t_up: float,
+                reused: bool | None) -> None:
+        self.proxy.requests += 1
+        if not self.proxy.log_access or not access_log.isEnabledFor(logging.INFO):
+            return
+        access_log.info(
+            '%s "%s %s HTTP/%s" %d %d upstream=%s upstream_time=%.3f conn=%s',
+            self.client, req.method.decode("latin-1"), req.target.decode("latin-1"),
+            req.http_version.decode(), status, nbytes, upstream, t_up,
+            "-" if reused is None else ("reused" if reused else "new"),
+        )
+
+    async def _finish_body(self) -> bool:
+        """Read the request's (empty) content to its end; False if the client broke off."""
+        try:
+            event = await self.next_event(self.proxy.config.timeouts.read)
+        except (RemoteProtocolError, TimeoutError, ClientGone):
+            return False
+        return type(event) is EndOfMessage
+
+    async def _exchange(self, req: Request) -> bool:
+        """Answer one request; return whether the client connection may carry another."""
+        proxy = self.proxy
+        cfg = proxy.config
+        target = req.target
+        forward = cfg.forward
+        origin: Origin | None = None
+        authority: bytes | None = None
+        host_override: bytes | None = None
+        group: UpstreamGroup | None = None
+        try:
+            if req.method == b"CONNECT":
+                if forward is None:
+                    await self._finish_body()
+                    self._access(req, 405, 0, "-", 0.0, None)
+                    return self._send_error(405, "CONNECT is not allowed (not a forward proxy)")
+                return await self._connect(req)
+            if not target.startswith(b"/") and target != b"*":
+                scheme, host, port, authority, target = parse_absolute(target)
+                if forward is not None:
+                    forward.check(host, port)
+                    origin = (scheme, host, port)
+                    host_override = authority
+            if origin is None:
+                group = proxy.route(req.headers.get(b"host") or authority, target)
+                if group is None:
+                    await self._finish_body()
+                    self._access(req, 404, 0, "-", 0.0, None)
+                    return self._send_error(404, "No route for this request")
+        except ForwardDenied as exc:
+            await self._finish_body()
+            self._access(req, 403, 0, "-", 0.0, None)
+            return self._send_error(403, f"Forbidden: {exc}")
+        except BadForwardTarget as exc:
+            await self._finish_body()
+            self._access(req, 400, 0, "-", 0.0, None)
+            return self._send_error(400, f"Bad request: {exc}")
+
+        has_body = hop.request_has_body(req)
+        now = time.monotonic()
+        upstream = group.pick(now) if group is not None else None
+        up_auth = upstream.authority if upstream is not None else (authority or b"")
+        try:
+            outbound = hop.outbound_request(
+                req, policy=cfg.headers, client_ip=self.client_ip, scheme="http",
+                upstream_authority=up_auth, target=target, host=host_override,
+            )
+        except hop.NominationRejected as exc:
+            self._access(req, 400, 0, "-", 0.0, None)
+            return self._send_error(400, f"Bad request: {exc}", close=True)
+        if proxy.request_hook is not None:
+            replaced = await _maybe_await(proxy.request_hook(req, outbound))
+            if replaced is not None:
+                outbound = replaced
+
+        if req.connection.upgrade and not has_body:
+            if not await self._finish_body():
+                return False
+            if upstream is not None:
+                origin = upstream.origin
+            assert origin is not None
+            return await self._upgrade(req, outbound, origin, upstream)
+
+        consumed = False
+        body_done = not has_body
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal consumed, body_done
+            if req.expects_continue and self.transport is not None:
+                self.transport.write(self.core.send(InformationalResponse(100)))
+            while True:
+                try:
+                    event = await self.next_event(cfg.timeouts.read)
+                except RemoteProtocolError as exc:
+                    raise BadRequestBody(exc) from exc
+                if type(event) is Data:
+                    consumed = True
+                    yield event.data
+                elif type(event) is EndOfMessage:
+                    body_done = True
+                    return
+                else:
+                    raise ClientGone("client closed during the request body")
+
+        if not has_body and not await self._finish_body():
+            return False
+
+        tried: list[Upstream] = []
+        retried = False
+        fresh = False
+        t0 = time.monotonic()
+        while True:
+            if upstream is not None:
+                origin = upstream.origin
+            assert origin is not None
+            label = f"{origin[1]}:{origin[2]}"
+            try:
+                conn, reused = await proxy.pool.acquire(
+                    origin, connect_timeout=cfg.timeouts.connect, pool_timeout=cfg.timeouts.connect,
+                    fresh=fresh,
+                )
+            except (ConnectError, ConnectTimeout, PoolTimeout) as exc:
+                timed_out = not isinstance(exc, ConnectError)
+                if upstream is not None and group is not None:
+                    if not timed_out:
+                        upstream.failed(time.monotonic())
+                    tried.append(upstream)
+                    if len(tried) < len(group.members):
+                        nxt = group.pick(time.monotonic(), tried)
+                        if nxt not in tried:
+                            upstream = nxt
+                            continue
+                status = 504 if timed_out else 502
+                self._access(req, status, 0, label, time.monotonic() - t0, None)
+                if has_body and not body_done:
+                    return self._send_error(status, _reason(status, exc), close=True) and False
+                return self._send_error(status, _reason(status, exc))
+            try:
+                await conn.send_request(outbound, body() if has_body else None,
+                                        cfg.timeouts.write)
+                self._waiting_upstream = self.core.their_state is not State.BODY
+                try:
+                    resp = await conn.read_response_head(cfg.timeouts.read)
+                finally:
+                    self._waiting_upstream = False
+            except asyncio.CancelledError:
+                conn.abort("client disconnected")
+                raise
+            except ClientGone:
+                conn.abort("client disconnected")
+                return False
+            except BadRequestBody as exc:
+                # The upstream got an incomplete message and is cut off: it never
+                # sees a request whose framing the client broke.
+                conn.abort("client sent a malformed body")
+                self._access(req, exc.status, 0, label, time.monotonic() - t0, reused)
+                self._send_error(exc.status, f"{reason_phrase(exc.status).decode()}: {exc}")
+                return False
+            except (ReadTimeout, WriteTimeout) as exc:
+                conn.abort("upstream timed out")
+                self._access(req, 504, 0, label, time.monotonic() - t0, reused)
+                return self._send_error(504, _reason(504, exc), close=not body_done) and body_done
+            except (ClientError, ProtocolError, OSError) as exc:
+                got = conn.bytes_received
+                conn.abort(f"upstream failed: {exc}")
+                if (not retried and not consumed and is_retry_safe(
+                        req.method, outbound.headers, reused, got, not has_body)):
+                    retried = True
+                    fresh = True
+                    log.info("retrying %s %s on a new upstream connection after: %s",
+                             req.method.decode(), target.decode("latin-1"), exc)
+                    continue
+                if not reused and upstream is not None and not got:
+                    upstream.failed(time.monotonic())
+                self._access(req, 502, 0, label, time.monotonic() - t0, reused)
+                if cfg.retry_non_idempotent_close and reused and not got:
+                    self.abort()  # let the client retry itself, as HAProxy does
+                    return False
+                return self._send_error(502, _reason(502, exc), close=not body_done) and body_done
+            break
+        if upstream is not None:
+            upstream.succeeded()
+        return await self._relay_response(req, resp, conn, reused, label, t0, body_done)
+
+    async def _relay_response(self, req: Request, resp: Response, conn: HTTPConnection,
+                              reused: bool, label: str, t0: float, body_done: bool) -> bool:
+        proxy = self.proxy
+        t_up = time.monotonic() - t0
+        out = hop.outbound_response(resp, proxy.config.headers)
+        if proxy.response_hook is not None:
+            replaced = await _maybe_await(proxy.response_hook(resp, out))
+            if replaced is not None:
+                out = replaced
+        if not body_done:
+            # The upstream answered before the whole request body arrived: the
+            # rest cannot be skipped safely, so the client connection ends after.
+            out = Response(out.status_code, out.headers, out.reason,
+                           ConnectionInfo(["close"]))
+        core = self.core
+        transport = self.transport
+        assert transport is not None
+        try:
+            head = core.send(out)
+        except LocalProtocolError as exc:
+            conn.abort(f"response cannot be forwarded: {exc}")
+            self._access(req, 502, 0, label, t_up, reused)
+            return self._send_error(502, f"Bad gateway: upstream response cannot be forwarded "
+                                         f"({exc})") and body_done
+        transport.write(head)
+        nbytes = 0
+        read_timeout = proxy.config.timeouts.read
+        flow = self.flow
+        try:
+            while True:
+                chunk = await conn.read_chunk(read_timeout)
+                if chunk is None:
+                    break
+                nbytes += len(chunk)
+                transport.write(core.send(Data(chunk)))
+                if flow.write_paused:
+                    await flow.drain()
+                if self.lost:
+                    raise ClientGone("client disconnected mid-response")
+            transport.write(core.send(EndOfMessage()))
+        except BaseException as exc:
+            # Mid-body failure: the head is out, so the only honest signal is to
+            # cut the client connection (RFC 9112 §8: an incomplete message).
+            conn.abort(f"response relay failed: {exc!r}")
+            self._access(req, resp.status_code, nbytes, label, t_up, reused)
+            self.abort()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return False
+        conn.finish_exchange(resp)
+        proxy.pool.release(conn)
+        self._access(req, resp.status_code, nbytes, label, t_up, reused)
+        return body_done and not core.must_close
+
+    # --- upgrade and CONNECT ------------------------------------------------------------------
+
+    async def _open_raw(self, host: str, port: int) -> tuple[asyncio.StreamReader,
+                                                             asyncio.StreamWriter]:
+        async with asyncio.timeout(self.proxy.config.timeouts.connect):
+            return await asyncio.open_connection(host, port, limit=65536)
+
+    async def _upgrade(self, req: Request, outbound: Request, origin: Origin,
+                       upstream: Upstream | None) -> bool:
+        """Forward an Upgrade offer as a real upgrade; on 101, tunnel bytes (RFC 9110 §7.8)."""
+        cfg = self.proxy.config
+        label = f"{origin[1]}:{origin[2]}"
+        t0 = time.monotonic()
+        offer = b", ".join(req.connection.upgrade)
+        outbound = Request(outbound.method, outbound.target, outbound.headers,
+                           ConnectionInfo(["upgrade"], [(b"Upgrade", offer)]), b"1.1")
+        try:
+            reader, writer = await self._open_raw(origin[1], origin[2])
+        except (OSError, TimeoutError) as exc:
+            status = 504 if isinstance(exc, TimeoutError) else 502
+            if upstream is not None and status == 502:
+                upstream.failed(time.monotonic())
+            self._access(req, status, 0, label, time.monotonic() - t0, False)
+            return self._send_error(status, _reason(status, exc))
+        ucore = Connection(Role.CLIENT)
+        endpoint = StreamEndpoint(reader, writer)
+        try:
+            writer.write(ucore.send(outbound) + ucore.send(EndOfMessage()))
+            while True:
+                event = ucore.next_event()
+                if event is NEED_DATA:
+                    async with asyncio.timeout(cfg.timeouts.read):
+                        data = await reader.read(65536)
+                    ucore.receive_data(data)
+                    continue
+                if type(event) is InformationalResponse and event.status_code == 101:
+                    break
+                if type(event) is InformationalResponse:
+                    continue
+                if type(event) is Response:
+                    return await self._relay_raw(req, event, ucore, endpoint, label, t0)
+                raise ServerDisconnected("upstream closed without answering the upgrade")
+        except asyncio.CancelledError:
+            endpoint.close()
+            raise
+        except (TimeoutError, OSError, ProtocolError, ClientError) as exc:
+            endpoint.close()
+            status = 504 if isinstance(exc, TimeoutError) else 502
+            self._access(req, status, 0, label, time.monotonic() - t0, False)
+            return self._send_error(status, _reason(status, exc))
+        fields = list(event.headers.fields)
+        fields.append((b"via", b"Via", b"1.1 " + cfg.headers.via.encode("latin-1")))
+        upg = event.connection.fields.get_all(b"upgrade") or [offer]
+        switch = InformationalResponse(101, Headers._trusted(fields), event.reason,
+                                       ConnectionInfo(["upgrade"], [(b"Upgrade", upg[0])]))
+        try:
+            head = self.core.send(switch)
+        except LocalProtocolError as exc:
+            endpoint.close()
+            self._access(req, 502, 0, label, time.monotonic() - t0, False)
+            return self._send_error(502, _reason(502, exc), close=True) and False
+        assert self.transport is not None
+        self.transport.write(head)
+        self._enter_tunnel()
+        early, _ = ucore.trailing_data
+        if early:
+            self.transport.write(early)
+        self._access(req, 101, 0, label, time.monotonic() - t0, False)
+        await splice(self, endpoint, None)
+        return False
+
+    async def _relay_raw(self, req: Request, resp: Response, ucore: Connection,
+                         endpoint: StreamEndpoint, label: str, t0: float) -> bool:
+        """Relay a non-101 answer to an Upgrade offer from a one-off upstream connection."""
+        try:
+            out = hop.outbound_response(resp, self.proxy.config.headers)
+            assert self.transport is not None
+            self.transport.write(self.core.send(out))
+            nbytes = 0
+            while True:
+                event = ucore.next_event()
+                if event is NEED_DATA:
+                    async with asyncio.timeout(self.proxy.config.timeouts.read):
+                        ucore.receive_data(await endpoint.reader.read(65536))
+                    continue
+                if type(event) is Data:
+                    nbytes += len(event.data)
+                    self.transport.write(self.core.send(event))
+                    await self.flow.drain()
+                    continue
+                break
+            self.transport.write(self.core.send(EndOfMessage()))
+        except (TimeoutError, OSError, ProtocolError) as exc:
+            log.info("upgrade refusal relay failed: %s", exc)
+            self.abort()
+            return False
+        finally:
+            endpoint.close()
+        self._access(req, resp.status_code, nbytes, label, time.monotonic() - t0, False)
+        return not self.core.must_close
+
+    async def _connect(self, req: Request) -> bool:
+        """CONNECT (RFC 9110 §9.3.6): check the allow-list, open TCP, answer 200, tunnel."""
+        forward = self.proxy.config.forward
+        assert forward is not None
+        t0 = time.monotonic()
+        if not await self._finish_body():
+            return False
+        try:
+            host, port = split_authority(req.target, 443)
+            forward.check(host, port, connect=True)
+        except BadForwardTarget as exc:
+            self._access(req, 400, 0, "-", 0.0, None)
+            return self._send_error(400, f"Bad request: {exc}")
+        except ForwardDenied as exc:
+            self._access(req, 403, 0, "-", 0.0, None)
+            return self._send_error(403, f"Forbidden: {exc}")
+        label = f"{host}:{port}"
+        try:
+            reader, writer = await self._open_raw(host, port)
+        except (OSError, TimeoutError) as exc:
+            status = 504 if isinstance(exc, TimeoutError) else 502
+            self._access(req, status, 0, label, time.monotonic() - t0, None)
+            return self._send_error(status, _reason(status, exc))
+        via = b"1.1 " + self.proxy.config.headers.via.encode("latin-1")
+        head = self.core.send(Response(200, [(b"Via", via)]))
+        assert self.transport is not None
+        self.transport.write(head)
+        self._enter_tunnel()
+        self._access(req, 200, 0, label, time.monotonic() - t0, False)
+        await splice(self, StreamEndpoint(reader, writer), None)
+        return False
+
+
+def _reason(status: int, exc: BaseException) -> str:
+    if status == 504:
+        return f"Gateway timeout: the upstream did not answer in time ({exc})"
+    return f"Bad gateway: {exc}"
