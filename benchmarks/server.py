@@ -1,30 +1,46 @@
-"""Compare onehop serve with other ASGI servers under wrk (issue 3, "Speed").
+"""Compare ``onehop serve`` with other ASGI servers under wrk (issue 3, "Speed").
 
 Runs the same raw-ASGI hello-world app and a small Starlette JSON endpoint
-under each server installed (onehop, uvicorn+httptools, uvicorn+h11,
-hypercorn, granian), one worker each, server pinned to CPU 0 and wrk to CPU 1,
-in three modes: keep-alive, ``Connection: close`` on every request, and
-HTTP/1.0 keep-alive. Prints requests/s, p99 latency and peak RSS, with ratios
-to onehop.
+under each server installed (onehop, uvicorn+httptools, uvicorn+h11, hypercorn,
+granian), one worker each, all on uvloop, server pinned to CPU 0 and wrk to
+CPU 1 (``taskset``), in three modes: keep-alive, ``Connection: close`` on every
+request, and HTTP/1.0 keep-alive (a wrk Lua script sends ``GET / HTTP/1.0`` with
+``Connection: keep-alive``). Every cell is measured ``--repeats`` times with the
+order of servers reversed on every other repeat; the table shows the median.
+Prints requests/s, ratio to onehop, p99 latency, server CPU per request and
+peak RSS (VmHWM summed over the server's process tree), then the memory each
+idle keep-alive connection costs at 1,000 and 10,000 open connections.
 
-    python benchmarks/server.py [--duration 5] [--connections 50]
+Run from the repository root with the dev environment::
+
+    python benchmarks/server.py                       # ~8 minutes
+    python benchmarks/server.py --duration 2 --repeats 1 --servers onehop,uvicorn+httptools
+    python benchmarks/server.py --skip-memory --apps hello --modes keep-alive
+
+Needs ``wrk`` and ``taskset`` (Debian: ``apt-get install wrk util-linux``) and
+at least two CPUs; hypercorn and granian are skipped when not installed.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import contextlib
 import os
 import re
+import resource
+import selectors
 import shutil
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-APPS = '''
+APPS_SOURCE = '''
 async def hello(scope, receive, send):
     if scope["type"] != "http":
         return
@@ -40,14 +56,14 @@ try:
     async def _json(request):
         return JSONResponse({"hello": "world"})
 
-    starlette_app = Starlette(routes=[Route("/", _json)])
+    starlette = Starlette(routes=[Route("/", _json)])
 except ImportError:
-    starlette_app = None
+    starlette = None
 '''
 
 HTTP10_LUA = '''
 request = function()
-  return "GET / HTTP/1.0\\r\\nHost: x\\r\\nConnection: keep-alive\\r\\n\\r\\n"
+  return "GET / HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\nConnection: keep-alive\\r\\n\\r\\n"
 end
 '''
 
@@ -56,6 +72,9 @@ MODES = {
     "close": ["-H", "Connection: close"],
     "http/1.0 keep-alive": ["-s", "{lua}"],
 }
+APPS = ("hello", "starlette")
+#: Idle timeout given to every server, long enough for the memory measurement.
+IDLE_TIMEOUT = 120
 
 
 def _free_port() -> int:
@@ -64,100 +83,282 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _servers(app: str, port: int) -> dict[str, list[str]]:
+def _have(module: str) -> bool:
+    return subprocess.run([sys.executable, "-c", f"import {module}"],
+                          capture_output=True).returncode == 0
+
+
+def server_commands(app: str, port: int) -> dict[str, list[str]]:
+    """The command line of every installed server, serving *app* on *port*."""
     py = sys.executable
     out = {
-        "onehop": [py, "-c", "import sys; from onehop.server import serve; "
-                   f"serve({app!r}, port={port}, access_log=False, log_level='warning')"],
+        "onehop": [py, "-m", "onehop", "serve", app, "--port", str(port), "--no-access-log",
+                   "--log-level", "warning", "--loop", "uvloop",
+                   "--timeout-keep-alive", str(IDLE_TIMEOUT)],
     }
-    if importlib.util.find_spec("uvicorn"):
+    if _have("uvicorn"):
         base = [py, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
-                "--log-level", "warning", "--loop", "uvloop"]
-        if importlib.util.find_spec("httptools"):
+                "--log-level", "warning", "--loop", "uvloop",
+                "--timeout-keep-alive", str(IDLE_TIMEOUT)]
+        if _have("httptools"):
             out["uvicorn+httptools"] = [*base, "--http", "httptools"]
         out["uvicorn+h11"] = [*base, "--http", "h11"]
-    if importlib.util.find_spec("hypercorn"):
-        out["hypercorn"] = [py, "-m", "hypercorn", app, "-b", f"127.0.0.1:{port}"]
-    if shutil.which("granian"):
-        out["granian"] = ["granian", "--interface", "asgi", "--port", str(port), app]
+    if _have("hypercorn"):
+        out["hypercorn"] = [py, "-m", "hypercorn", app, "-b", f"127.0.0.1:{port}", "-w", "1",
+                            "-k", "uvloop", "--log-level", "warning",
+                            "--keep-alive", str(IDLE_TIMEOUT)]
+    granian = shutil.which("granian", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                                           f"{os.environ.get('PATH', '')}")
+    if granian:
+        out["granian"] = [granian, "--interface", "asgi", "--host", "127.0.0.1", "--port",
+                          str(port), "--workers", "1", "--loop", "uvloop", "--no-ws",
+                          "--http", "1", "--log-level", "warning", "--no-access-log", app]
     return out
 
 
-def _wait_port(port: int, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _tree(pid: int) -> list[int]:
+    """*pid* and its descendants."""
+    pids, i = [pid], 0
+    while i < len(pids):
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
+            children = Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()
         except OSError:
-            time.sleep(0.05)
-    return False
+            children = []
+        pids.extend(int(c) for c in children)
+        i += 1
+    return pids
 
 
-def _peak_rss_kib(pid: int) -> int:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    match = re.search(r"VmHWM:\s+(\d+) kB", text)
-    return int(match.group(1)) if match else 0
+def _status_kib(pid: int, field: str) -> int:
+    total = 0
+    for p in _tree(pid):
+        try:
+            text = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(rf"{field}:\s+(\d+) kB", text)
+        total += int(match.group(1)) if match else 0
+    return total
 
 
-def _wrk(port: int, mode_args: list[str], duration: int, conns: int) -> tuple[float, float]:
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
-           *mode_args, f"http://127.0.0.1:{port}/"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+def _cpu_seconds(pid: int) -> float:
+    ticks = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Running:
+    """A server process pinned to CPU 0; stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, cmd: list[str], port: int, env: dict[str, str], cwd: Path) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(["taskset", "-c", "0", *cmd], env=env, cwd=cwd,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def __enter__(self) -> Running:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if s.recv(16).startswith(b"HTTP/1."):
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        pids = _tree(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in pids[1:]:  # workers a killed supervisor left behind
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class Cell:
+    rps: float
+    p99_ms: float
+    cpu_us: float
+    rss_mib: float
+
+
+def run_wrk(server: Running, mode_args: list[str], duration: float, conns: int) -> Cell:
+    """One wrk run against *server*; CPU is the server tree's, per completed request."""
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
+           *mode_args, f"http://127.0.0.1:{server.port}/"]
+    cpu0 = _cpu_seconds(server.proc.pid)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    cpu = _cpu_seconds(server.proc.pid) - cpu0
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    total = re.search(r"(\d+) requests in", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     latency = 0.0
     if p99:
         latency = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return (float(rps.group(1)) if rps else 0.0), latency
+    n = int(total.group(1)) if total else 0
+    return Cell(float(rps.group(1)) if rps else 0.0, latency, cpu / n * 1e6 if n else 0.0,
+                _status_kib(server.proc.pid, "VmHWM") / 1024)
+
+
+def idle_connection_cost(server: Running, count: int) -> float:
+    """KiB of server RSS per idle keep-alive connection, each having served one request."""
+    time.sleep(0.3)
+    before = _status_kib(server.proc.pid, "VmRSS")
+    socks: list[socket.socket] = []
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    sel = selectors.DefaultSelector()
+    try:
+        for start in range(0, count, 200):  # batches: stay within the listen backlog
+            batch = []
+            for _ in range(min(200, count - start)):
+                s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                s.sendall(request)
+                batch.append(s)
+            socks.extend(batch)
+            pending = {s.fileno(): s for s in batch}
+            for s in batch:
+                sel.register(s, selectors.EVENT_READ)
+            deadline = time.monotonic() + 30
+            while pending and time.monotonic() < deadline:
+                for key, _ in sel.select(1):
+                    sock = pending.pop(key.fd)  # type: ignore[arg-type]
+                    sel.unregister(sock)
+                    sock.recv(65536)  # the small response arrives whole
+            if pending:
+                raise RuntimeError(f"{len(pending)} responses missing")
+        time.sleep(1.0)
+        after = _status_kib(server.proc.pid, "VmRSS")
+        alive = sum(1 for s in socks if _still_open(s))
+        if alive < count * 0.99:
+            raise RuntimeError(f"server closed {count - alive} idle connections")
+        return (after - before) / count
+    finally:
+        sel.close()
+        for s in socks:
+            s.close()
+
+
+def _still_open(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="runs per cell, server order reversed every other repeat")
+    parser.add_argument("--servers", default="", help="comma-separated subset")
+    parser.add_argument("--apps", default=",".join(APPS))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--idle-counts", default="1000,10000")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk not found (apt-get install wrk)", file=sys.stderr)
+    for tool in ("wrk", "taskset"):
+        if not shutil.which(tool):
+            print(f"{tool} not found (apt-get install wrk util-linux)", file=sys.stderr)
+            return 2
+    if (os.cpu_count() or 1) < 2:
+        print("need 2 CPUs: the server on CPU 0, wrk on CPU 1", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp())
-    (tmp / "bench_apps.py").write_text(APPS)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(int(n) for n in args.idle_counts.split(",")) + 1024
+    if soft < want:  # for our sockets and, inherited, the server's
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+    tmp = Path(tempfile.mkdtemp(prefix="onehop-bench-"))
+    (tmp / "bench_apps.py").write_text(APPS_SOURCE)
     lua = tmp / "http10.lua"
     lua.write_text(HTTP10_LUA)
-    env = {**os.environ, "PYTHONPATH": f"{tmp}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    rows: list[tuple[str, str, str, float, float, int]] = []
-    for app_name in ("hello", "starlette_app"):
-        app = f"bench_apps:{app_name}"
-        for mode, mode_args in MODES.items():
-            margs = [a.replace("{lua}", str(lua)) for a in mode_args]
-            port = _free_port()
-            for name, cmd in _servers(app, port).items():
-                proc = subprocess.Popen(["taskset", "-c", "0", *cmd], env=env, cwd=tmp,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                try:
-                    if not _wait_port(port):
-                        print(f"{name} did not start", file=sys.stderr)
-                        continue
-                    rps, p99 = _wrk(port, margs, args.duration, args.connections)
-                    rows.append((app_name, mode, name, rps, p99, _peak_rss_kib(proc.pid)))
-                finally:
-                    proc.terminate()
+    repo_src = Path(__file__).resolve().parents[1] / "src"
+    path = os.pathsep.join(p for p in (str(tmp), str(repo_src), os.environ.get("PYTHONPATH"))
+                           if p)
+    env = {**os.environ, "PYTHONPATH": path}
+
+    names = list(server_commands("x:y", 0))
+    if args.servers:
+        names = [n for n in names if n in args.servers.split(",")]
+    apps = [a for a in args.apps.split(",") if a in APPS]
+    modes = [m for m in args.modes.split(",") if m in MODES]
+    print(f"# servers: {', '.join(names)}; {args.duration:g} s x {args.repeats} per cell, "
+          f"wrk -t1 -c{args.connections}", file=sys.stderr)
+
+    results: dict[tuple[str, str, str], list[Cell]] = {}
+    for repeat in range(args.repeats):
+        order = names if repeat % 2 == 0 else names[::-1]
+        for app in apps:
+            for mode in modes:
+                margs = [a.replace("{lua}", str(lua)) for a in MODES[mode]]
+                for name in order:
+                    port = _free_port()
+                    cmd = server_commands(f"bench_apps:{app}", port)[name]
                     try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-    print("| app | mode | server | req/s | ratio to onehop | p99 ms | peak RSS MiB |")
-    print("|---|---|---|---:|---:|---:|---:|")
-    base = {(a, m): r for a, m, n, r, _, _ in rows if n == "onehop"}
-    for app_name, mode, name, rps, p99, rss in rows:
-        ref = base.get((app_name, mode)) or 0.0
-        ratio = f"{rps / ref:.2f}" if ref else "-"
-        print(f"| {app_name} | {mode} | {name} | {rps:,.0f} | {ratio} | {p99:.2f} | "
-              f"{rss / 1024:.1f} |")
+                        with Running(cmd, port, env, tmp) as server:
+                            cell = run_wrk(server, margs, args.duration, args.connections)
+                    except RuntimeError as exc:
+                        print(f"# {name} {app} {mode}: {exc}", file=sys.stderr)
+                        continue
+                    results.setdefault((app, mode, name), []).append(cell)
+                    print(f"# {repeat + 1} {app:9} {mode:19} {name:17} {cell.rps:9,.0f} req/s",
+                          file=sys.stderr)
+
+    def med(cells: list[Cell], attr: str) -> float:
+        return statistics.median(getattr(c, attr) for c in cells)
+
+    print(f"\nwrk -t1 -c{args.connections} -d{args.duration:g}s, median of {args.repeats}; "
+          "server on CPU 0, wrk on CPU 1\n")
+    print("| app | mode | server | req/s | vs onehop | p99 ms | CPU µs/req | peak RSS MiB |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for app in apps:
+        for mode in modes:
+            ref_cells = results.get((app, mode, "onehop"))
+            ref = med(ref_cells, "rps") if ref_cells else 0.0
+            for name in names:
+                cells = results.get((app, mode, name))
+                if not cells:
+                    continue
+                rps = med(cells, "rps")
+                ratio = f"{rps / ref:.2f}x" if ref else "-"
+                print(f"| {app} | {mode} | {name} | {rps:,.0f} | {ratio} | "
+                      f"{med(cells, 'p99_ms'):.2f} | {med(cells, 'cpu_us'):.1f} | "
+                      f"{max(c.rss_mib for c in cells):.1f} |")
+
+    if not args.skip_memory:
+        counts = [int(n) for n in args.idle_counts.split(",")]
+        print("\nMemory per idle keep-alive connection (server RSS delta / connections, "
+              "hello app, each connection served one request)\n")
+        print("| server | " + " | ".join(f"{n:,} conns KiB/conn" for n in counts) + " |")
+        print("|---|" + "---:|" * len(counts))
+        for name in names:
+            row = []
+            for count in counts:
+                port = _free_port()
+                cmd = server_commands("bench_apps:hello", port)[name]
+                try:
+                    with Running(cmd, port, env, tmp) as server:
+                        row.append(f"{idle_connection_cost(server, count):.1f}")
+                except (RuntimeError, OSError) as exc:
+                    print(f"# {name} {count}: {exc}", file=sys.stderr)
+                    row.append("-")
+            print(f"| {name} | " + " | ".join(row) + " |")
     return 0
 
 

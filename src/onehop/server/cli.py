@@ -55,6 +55,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-requests-per-connection", type=int, default=1000)
     p.add_argument("--header-timeout", type=float, default=10.0,
                    help="seconds a started request head may take (answered 408)")
+    p.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds to wait for the next piece of a request body the app is "
+                        "reading (408, or the connection is cut); 0 disables")
     p.add_argument("--linger-timeout", type=float, default=2.0)
     p.add_argument("--max-head-size", type=int, default=DEFAULT_LIMITS.max_head_size)
     p.add_argument("--max-line-size", type=int, default=DEFAULT_LIMITS.max_line_size)
@@ -82,7 +85,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         keep_alive=args.keep_alive, http10_keep_alive=args.http10_keep_alive,
         keep_alive_header=args.keep_alive_header,
         max_requests_per_connection=args.max_requests_per_connection,
-        header_timeout=args.header_timeout, linger_timeout=args.linger_timeout, limits=limits,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout if args.body_timeout > 0 else None,
+        linger_timeout=args.linger_timeout, limits=limits,
     )
 
 

@@ -28,7 +28,10 @@ class Config:
     ``Keep-Alive: timeout=N`` (RFC 7230 §A.1.2), so pools expire first.
     ``max_requests_per_connection`` bounds one connection; its last response
     carries ``close`` (RFC 9112 §9.6). ``header_timeout`` bounds how long a
-    started request head may take to arrive (slow-loris).
+    started request head may take to arrive (slow-loris); ``body_timeout`` how
+    long the server waits for the next piece of a request body while the app
+    waits for it (``None`` disables it): 408 before the response, else the
+    connection is cut.
     """
 
     app: ASGIApp | str
@@ -51,6 +54,7 @@ class Config:
     keep_alive_header: str = "http10"
     timeout_keep_alive: float = 5.0
     header_timeout: float = 10.0
+    body_timeout: float | None = 30.0
     linger_timeout: float = 2.0
     timeout_graceful_shutdown: float | None = None
     max_requests_per_connection: int | None = 1000
@@ -68,6 +72,8 @@ class Config:
             raise ValueError(f"keep_alive_header must be one of {KEEP_ALIVE_HEADER_CHOICES}")
         if self.max_requests_per_connection is not None and self.max_requests_per_connection < 1:
             raise ValueError("max_requests_per_connection must be >= 1")
+        if self.body_timeout is not None and self.body_timeout <= 0:
+            raise ValueError("body_timeout must be > 0 (None disables it)")
 
     def load_app(self) -> ASGIApp:
         """Return the ASGI callable, importing ``module:attr`` strings.

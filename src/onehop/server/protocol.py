@@ -27,6 +27,7 @@ from onehop.core import (
     ConnectionInfo,
     Data,
     EndOfMessage,
+    Headers,
     InformationalResponse,
     Request,
     Response,
@@ -52,6 +53,9 @@ _DROP_FROM_APP: Final = frozenset(
     {b"connection", b"transfer-encoding", b"keep-alive", b"proxy-connection"}
 )
 _ASGI: Final = {"version": "3.0", "spec_version": "2.4"}
+#: Response header lists validated and split per distinct app header list (and Date
+#: second); cleared when it grows past this many entries.
+_HEAD_CACHE_SIZE: Final = 256
 
 
 class _DateCache:
@@ -72,6 +76,66 @@ class _DateCache:
 
 
 DATE: Final = _DateCache()
+
+
+class _HeadCache:
+    """App header lists already validated and split by the core, keyed by their value.
+
+    Most apps send the same header list on every response (hello world, JSON
+    endpoints differing only in Content-Length), so :func:`split_headers`
+    validates each distinct list once per ``Date`` second instead of once per
+    response. The cached :class:`Headers` are read-only, shared by responses.
+    Owned by one server; touched only from its loop.
+    """
+
+    __slots__ = ("_date", "_entries")
+
+    def __init__(self) -> None:
+        self._date = b""
+        self._entries: dict[Any, tuple[Headers, ConnectionInfo]] = {}
+
+    def split(
+        self, app_headers: Any, server: bool, date: bool
+    ) -> tuple[Headers, ConnectionInfo]:
+        """Return ``split_headers`` of our Server/Date fields plus *app_headers*."""
+        today = DATE.get()
+        if today is not self._date:
+            self._date = today
+            self._entries.clear()
+        try:
+            key: Any = (server, date, *app_headers)
+            hit = self._entries.get(key)
+        except TypeError:  # unhashable pairs (lists): no caching
+            key = hit = None
+        if hit is not None:
+            return hit
+        fields: list[tuple[bytes, bytes]] = []
+        if server or date:
+            for name, _ in app_headers:
+                lname = name.lower()
+                if lname == b"server":
+                    server = False
+                elif lname == b"date":
+                    date = False
+            if server:
+                fields.append((b"Server", b"onehop"))
+            if date:
+                fields.append((b"Date", today))
+        fields.extend(app_headers)
+        result = split_headers(fields)
+        if key is not None:
+            if len(self._entries) >= _HEAD_CACHE_SIZE:
+                self._entries.clear()
+            self._entries[key] = result
+        return result
+
+
+#: The response's end (no trailers); events are never mutated, so one instance serves all.
+_END: Final = EndOfMessage()
+
+#: Empty ``onehop.connection`` extension values, shared when a request has no options.
+_NO_OPTIONS: Final[list[bytes]] = []
+_NO_FIELDS: Final[list[tuple[bytes, bytes]]] = []
 
 
 def _error_response(status: int, text: str) -> tuple[Response, bytes]:
@@ -113,8 +177,12 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = False
         self.lingering = False
         self.eof = False
+        # One timer handle serves every kind; it is re-armed lazily (a later deadline
+        # only moves ``_deadline``), so a keep-alive request costs no timer churn.
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
         self._timer_kind = ""
+        self._deadline = 0.0
 
     # --- transport callbacks -----------------------------------------------------------------
 
@@ -130,7 +198,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
-        self._cancel_timer()
+        self._drop_timer()
         self.closing = True
         self.flow.close()
         cycle = self.cycle
@@ -184,14 +252,20 @@ class HttpProtocol(asyncio.Protocol):
             elif kind is EndOfMessage:
                 cycle = self.cycle
                 assert cycle is not None
+                if self._timer_kind == "body":
+                    self._cancel_timer()
                 cycle.feed_end()
                 if cycle.response_complete:
                     self.cycle = None  # the body outlived its response: keep going
             elif kind is Request:
                 self._start_cycle(event)  # type: ignore[arg-type]
             elif event is NEED_DATA:
-                if self.cycle is None and self._timer_kind != "header" and conn.buffered:
-                    self._set_timer("header")
+                cycle = self.cycle
+                if cycle is None:
+                    if self._timer_kind != "header" and conn.buffered:
+                        self._set_timer("header")
+                elif not cycle.body_complete and self.config.body_timeout is not None:
+                    self._set_timer("body")  # restarted by every piece that arrives
                 return
             elif event is PAUSED:
                 if conn.must_close:
@@ -228,6 +302,8 @@ class HttpProtocol(asyncio.Protocol):
         task.add_done_callback(state.tasks.discard)
 
     def _pause_reading(self) -> None:
+        if self._timer_kind == "body":
+            self._cancel_timer()  # the app is slow, not the client
         if not self.read_paused and self.transport is not None:
             self.read_paused = True
             self.transport.pause_reading()
@@ -261,9 +337,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """The cycle's final byte was handed to the transport."""
-        if access_logger.isEnabledFor(logging.INFO) and self.config.access_log:
+        if self.config.access_log and access_logger.isEnabledFor(logging.INFO):
             self._log_access(cycle)
-        if self.conn.must_close or self.state.shutting_down:
+        conn = self.conn
+        if conn.must_close or self.state.shutting_down:
             self._close()
             return
         if cycle.body_complete and self.cycle is cycle:
@@ -271,8 +348,9 @@ class HttpProtocol(asyncio.Protocol):
         self._set_timer("idle")
         if self.read_paused:
             self.resume_reading()  # also pulls the next pipelined request
-        else:
+        elif conn.buffered or self.eof or self.cycle is not None:
             self._handle_events()
+        # else: nothing buffered and nothing owed: the next bytes will drive the core.
 
     def _log_access(self, cycle: RequestCycle) -> None:
         client = f"{self.client_addr[0]}:{self.client_addr[1]}" if self.client_addr else "-"
@@ -313,21 +391,59 @@ class HttpProtocol(asyncio.Protocol):
     # --- timers and closing -------------------------------------------------------------------
 
     def _set_timer(self, kind: str) -> None:
-        self._cancel_timer()
-        delay = self.config.timeout_keep_alive if kind == "idle" else self.config.header_timeout
+        """Arm the one timer: ``idle`` (keep-alive), ``header`` or ``body`` (read timeouts)."""
+        config = self.config
+        if kind == "idle":
+            delay = config.timeout_keep_alive
+        elif kind == "header":
+            delay = config.header_timeout
+        else:
+            delay = config.body_timeout or 0.0
+        deadline = self.loop.time() + delay
         self._timer_kind = kind
-        self._timer = self.loop.call_later(delay, self._timer_fired)
+        self._deadline = deadline
+        if self._timer is not None:
+            if self._timer_when <= deadline:
+                return  # fires early, sees the later deadline and re-arms for the rest
+            self._timer.cancel()
+        self._timer_when = deadline
+        self._timer = self.loop.call_at(deadline, self._timer_fired)
 
     def _cancel_timer(self) -> None:
+        # Lazy: the pending handle fires as a no-op (cheaper than cancel + re-arm per request).
+        self._timer_kind = ""
+
+    def _drop_timer(self) -> None:
+        self._timer_kind = ""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-            self._timer_kind = ""
 
     def _timer_fired(self) -> None:
         self._timer = None
-        kind, self._timer_kind = self._timer_kind, ""
-        if self.cycle is not None or self.closing:
+        kind = self._timer_kind
+        if not kind or self.closing:
+            return
+        remaining = self._deadline - self.loop.time()
+        if remaining > 0.001:
+            self._timer_when = self._deadline
+            self._timer = self.loop.call_at(self._deadline, self._timer_fired)
+            return
+        self._timer_kind = ""
+        cycle = self.cycle
+        if kind == "body":
+            if cycle is None or cycle.body_complete:
+                return
+            if not cycle.response_started:
+                self._protocol_error(408, "Request Timeout: the request body took too long")
+            elif cycle.response_complete:
+                self._close()  # the answer is out; stop waiting for the rest of the body
+            else:
+                cycle.disconnected = True
+                cycle.wake()
+                self.abort()
+            return
+        if cycle is not None:
             return
         if kind == "header" and self.conn.buffered:
             self._protocol_error(408, "Request Timeout: the request head took too long")
@@ -345,7 +461,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.closing or self.transport is None:
             return
         self.closing = True
-        self._cancel_timer()
+        self._drop_timer()
         transport = self.transport
         unread = self.conn.buffered or (self.cycle is not None and not self.cycle.body_complete)
         if self.eof or not unread or not transport.can_write_eof():
@@ -363,7 +479,7 @@ class HttpProtocol(asyncio.Protocol):
     def abort(self) -> None:
         """Cut the connection at once (app failed mid-response, or grace period over)."""
         self.closing = True
-        self._cancel_timer()
+        self._drop_timer()
         if self.transport is not None:
             self.transport.abort()
 
@@ -426,7 +542,11 @@ class RequestCycle:
         conninfo = request.connection
         headers = request.headers.lower_items()
         if conninfo.fields:
-            headers += conninfo.fields.lower_items()
+            conn_fields = conninfo.fields.lower_items()
+            headers += conn_fields
+            options = sorted(conninfo.options)
+        else:
+            conn_fields, options = _NO_FIELDS, _NO_OPTIONS  # shared empties: apps only read
         root_path = config.root_path
         scope: dict[str, Any] = {
             "type": "http",
@@ -443,10 +563,7 @@ class RequestCycle:
             "headers": headers,
             "state": protocol.state.lifespan_state.copy(),
             "extensions": {
-                "onehop.connection": {
-                    "options": sorted(conninfo.options),
-                    "fields": conninfo.fields.lower_items(),
-                }
+                "onehop.connection": {"options": options, "fields": conn_fields}
             },
         }
         if config.proxy_headers:
@@ -565,9 +682,10 @@ class RequestCycle:
             raise RuntimeError(f"expected 'http.response.body', got {kind!r}")
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        out = self.conn.send(Data(body)) if body else b""
+        conn = self.conn
+        out = conn.send(Data(body)) if body else b""
         if not more:
-            out += self.conn.send(EndOfMessage())
+            out += conn.send(_END)
             self.response_complete = True
         if self.head:
             out = self.head + out
@@ -589,22 +707,9 @@ class RequestCycle:
         """Build the core's Response from the app's; hop-by-hop fields go to ``connection``."""
         protocol = self.protocol
         config = protocol.config
-        fields: list[tuple[bytes, bytes]] = []
-        app_headers = message.get("headers", ())
-        want_server, want_date = config.server_header, config.date_header
-        if want_server or want_date:
-            for name, _ in app_headers:
-                lname = name.lower()
-                if lname == b"server":
-                    want_server = False
-                elif lname == b"date":
-                    want_date = False
-            if want_server:
-                fields.append((b"Server", b"onehop"))
-            if want_date:
-                fields.append((b"Date", DATE.get()))
-        fields.extend(app_headers)
-        headers, conninfo = split_headers(fields)
+        headers, conninfo = protocol.state.head_cache.split(
+            message.get("headers", ()), config.server_header, config.date_header
+        )
         close = protocol.wants_close()
         ka = None if close else protocol.keep_alive_field(self.request)
         if conninfo.fields or conninfo.options or close or ka is not None:

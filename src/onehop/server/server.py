@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from onehop._aio import new_event_loop
 from onehop.server.config import ASGIApp, Config
 from onehop.server.lifespan import Lifespan
-from onehop.server.protocol import HttpProtocol
+from onehop.server.protocol import HttpProtocol, _HeadCache
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -37,6 +37,7 @@ class ServerState:
         self.total_requests = 0
         self.shutting_down = False
         self.lifespan_state: dict[str, Any] = {}
+        self.head_cache = _HeadCache()
         self._on_exit = on_exit
 
     def request_exit(self) -> None:

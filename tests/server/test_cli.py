@@ -1,0 +1,138 @@
+"""``onehop serve`` end to end as a real process: one worker, and ``--workers 2`` supervised."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(30)
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.server.apps:app"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(*args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``python -m onehop serve APP ARGS`` from the repository root; always reap it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onehop", "serve", APP, "--no-access-log", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        leftovers = workers_of(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for pid in leftovers | workers_of(proc.pid):
+            if is_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def is_alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie awaiting its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def get(port: int, timeout: float = 10) -> tuple[int, bytes]:
+    """GET / once the server accepts connections; return (status, body)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            conn.close()
+
+
+def workers_of(pid: int) -> set[int]:
+    """Live worker processes (multiprocessing spawn children) of the supervisor *pid*."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_serve_cli_answers_and_exits_cleanly_on_sigterm() -> None:
+    port = _free_port()
+    with serve("--port", str(port)) as proc:
+        status, body = get(port)
+        assert status == 200 and body == b"pid=%d" % proc.pid
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert proc.stdout is not None
+        assert b"onehop serving on" in proc.stdout.read()
+
+
+def test_serve_cli_unknown_app_exits_non_zero() -> None:
+    bad = subprocess.run([sys.executable, "-m", "onehop", "serve", "tests.server.apps:nope",
+                          "--port", str(_free_port())], cwd=ROOT, capture_output=True, timeout=20)
+    assert bad.returncode != 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_restart_a_dead_worker_and_sigterm_stops_all() -> None:
+    port = _free_port()
+    with serve("--port", str(port), "--workers", "2") as proc:
+        assert wait_for(lambda: len(workers_of(proc.pid)) == 2), "two workers expected"
+        assert get(port)[0] == 200
+        before = workers_of(proc.pid)
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: len(workers_of(proc.pid)) == 2
+                        and victim not in workers_of(proc.pid)), "the worker was not restarted"
+        after = workers_of(proc.pid)
+        assert len(after - before) == 1
+        pids = {get(port)[1] for _ in range(20)}
+        assert pids <= {b"pid=%d" % p for p in after}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert wait_for(lambda: not any(is_alive(pid) for pid in after), 5), \
+            "a worker outlived its supervisor"
