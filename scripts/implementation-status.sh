@@ -1,8 +1,7 @@
 #!/bin/sh
 # Run `onehop probe matrix` against Python's http.server, uvicorn, nginx (origin and
-# proxy), Node.js's http server and a naive proxy, each started on free loopback ports and
-# stopped afterwards, and write docs/implementation-status.md.
-# onehop's own server is included; its proxy goes in the marked place in scripts/implementation_status.py.
+# proxy), Node.js's http server, a naive proxy, and onehop's own server and proxy, each
+# started on free loopback ports and stopped afterwards; write docs/implementation-status.md.
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"

@@ -91,8 +91,9 @@ def main_() -> int:
         start(peers.naive_proxy_cmd(p, o), p)
         proxy("naive proxy", p, o)
 
-        # --- onehop's own proxy goes here (issue 6): start it forwarding to a free origin
-        # port o, then proxy("onehop proxy", port, o). Not added until it exists.
+        p, o = peers.free_port(), peers.free_port()
+        start(peers.onehop_proxy_cmd(p, o), p)
+        proxy("onehop proxy", p, o)
 
         config = tmp / "targets.toml"
         config.write_text("timeout = 3.0\nidle-limit = 3.0\n\n" + "\n".join(targets))
@@ -102,7 +103,7 @@ def main_() -> int:
         return 2
     versions = [
         f"Python {sys.version.split()[0]} (http.server)",
-        "uvicorn " + _version([sys.executable, "-m", "uvicorn", "--version"]).split()[1],
+        "uvicorn " + _version([sys.executable, "-m", "uvicorn", "--version"]).split()[2],
         _version([peers.NGINX, "-v"]).replace("nginx version: ", ""),
         "Node.js " + _version([peers.NODE, "--version"]),
     ]
@@ -116,8 +117,8 @@ def main_() -> int:
         "**FAIL** means the peer broke the sentence on the wire; info means a measurement or "
         "an allowed choice; n/a means the check is for another kind of target.\n\n"
         "The naive proxy relays bytes verbatim on purpose: its FAIL cells prove the "
-        "stripping checks can fail. onehop's own proxy is not in this table "
-        "yet; it will be added to the marked place in `scripts/implementation_status.py`."
+        "stripping checks can fail. The onehop columns are onehop's own server "
+        "(`onehop serve`) and reverse proxy (`onehop proxy`), which CI probes on every run."
         "\n\n## Re-run\n\n```sh\nscripts/implementation-status.sh   # needs nginx and node on "
         "PATH; about two minutes\n```\n\nor probe any peer yourself:\n\n```sh\n"
         "onehop probe server http://127.0.0.1:8080/ --no-content-path /204\n"

@@ -111,6 +111,12 @@ def onehop_cmd(port: int) -> list[str]:
             "--no-access-log"]
 
 
+def onehop_proxy_cmd(port: int, origin_port: int) -> list[str]:
+    """onehop's own reverse proxy on *port*, forwarding to the probe's origin on *origin_port*."""
+    return [sys.executable, "-m", "onehop", "proxy", "--listen", f"127.0.0.1:{port}",
+            "--upstream", f"http://127.0.0.1:{origin_port}", "--no-access-log"]
+
+
 def node_cmd(port: int, keep_alive_ms: int = 1000) -> list[str]:
     return [NODE, str(HERE / "node_server.js"), str(port), str(keep_alive_ms)]
 
