@@ -274,9 +274,12 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin
 
 @contextlib.contextmanager
 def nginx_server(
-    keepalive_timeout: str = "1s", keepalive_requests: int = 3
+    keepalive_timeout: str = "1s", keepalive_requests: int = 3, cpu: int | None = None
 ) -> Iterator[tuple[int, Callable[[], list[str]]]]:
-    """nginx on a free port, daemon off, pid/logs/temp in a temp dir; stopped on exit."""
+    """nginx on a free port, daemon off, pid/logs/temp in a temp dir; stopped on exit.
+
+    *cpu* pins it to that CPU with ``taskset`` (the benchmark's setup).
+    """
     assert NGINX is not None
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -308,8 +311,9 @@ http {{
     }}
 }}
 """)
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
         proc = subprocess.Popen(
-            [NGINX, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"],
+            [*pin, NGINX, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

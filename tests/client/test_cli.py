@@ -16,13 +16,13 @@ from .servers import Action, ScriptedServer, Seen, ok
 pytestmark = pytest.mark.timeout(20)
 
 
-def _serve(script: object) -> Iterator[int]:
+def _serve(script: object, delay: float = 0.0) -> Iterator[int]:
     started = threading.Event()
     stop = threading.Event()
     holder: dict[str, int] = {}
 
     async def run() -> None:
-        async with ScriptedServer(script) as server:  # type: ignore[arg-type]
+        async with ScriptedServer(script, delay=delay) as server:  # type: ignore[arg-type]
             holder["port"] = server.port
             started.set()
             while not stop.is_set():
@@ -85,3 +85,99 @@ def test_register_adds_the_get_subcommand() -> None:
     assert (args.method, args.no_keepalive, args.wait, args.urls) == (
         "PUT", True, 0.5, ["http://x/", "http://y/"])
     assert args.func is cli.run
+
+
+# --- error paths: one line on stderr naming the cause, exit status 1, no traceback ----------
+
+
+def test_get_unreachable_host_prints_connect_error_and_exits_1(
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    from .servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/"
+    assert cli.main([url]) == 1
+    err = capfdbinary.readouterr().err.decode()
+    assert err.startswith(f"onehop get: GET {url}: ConnectError: cannot connect to ")
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "cause"),
+    [
+        ("ftp://example.invalid/", "unsupported URL scheme"),
+        ("example.invalid/path", "unsupported URL scheme"),
+        ("http:///path", "no host in"),
+        ("http://127.0.0.1:99999/", "Port out of range"),
+        ("http://127.0.0.1:eighty/", "Port could not be cast"),
+        ("http://[::1/", "Invalid IPv6 URL"),
+    ],
+)
+def test_get_invalid_url_prints_the_reason_and_exits_1_rfc3986(
+    url: str, cause: str, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    assert cli.main([url]) == 1
+    err = capfdbinary.readouterr().err.decode()
+    assert err.startswith(f"onehop get: GET {url}: ClientError: ") and cause in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_get_invalid_url_from_the_onehop_command_has_no_traceback() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "onehop", "get", "http://[::1/"],
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stdout == b""
+    assert proc.stderr.startswith(b"onehop get: GET http://[::1/: ClientError: invalid URL")
+    assert b"Traceback" not in proc.stderr
+
+
+def test_get_non_ascii_url_is_sent_percent_encoded_rfc3986_2_1(
+    port: int, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    assert cli.main([f"http://127.0.0.1:{port}/caf\u00e9 au lait"]) == 0
+    assert capfdbinary.readouterr().out == b"GET /caf%C3%A9%20au%20lait \n"
+
+
+def _cut_short(seen: Seen) -> Action:
+    if seen.path == "/chunked":
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "close"
+    return b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part", "close"
+
+
+@pytest.mark.parametrize("path", ["/length", "/chunked"])
+def test_get_server_closing_mid_body_reports_an_incomplete_message_and_exits_1_rfc9112_8(
+    path: str, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # RFC 9112 §8: a message whose connection closes before the Content-Length octets
+    # (or the last chunk) arrived is incomplete; it must not pass as a whole response.
+    for p in _serve(_cut_short):
+        url = f"http://127.0.0.1:{p}{path}"
+        assert cli.main([url]) == 1
+    out, err = capfdbinary.readouterr()
+    assert out == b""  # no partial body passed off as the response
+    text = err.decode()
+    assert text.startswith(f"onehop get: GET {url}: IncompleteMessage: ")
+    assert "Traceback" not in text and text.count("\n") == 1
+
+
+def test_get_failure_does_not_stop_the_next_urls(
+    port: int, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    assert cli.main(["http://[::1/", f"http://127.0.0.1:{port}/after"]) == 1
+    out, err = capfdbinary.readouterr()
+    assert out == b"GET /after \n"
+    assert b"invalid URL" in err
+
+
+def test_get_read_timeout_names_the_limit_once_and_exits_1(
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    for p in _serve(lambda seen: (ok(), "keep"), delay=2.0):
+        url = f"http://127.0.0.1:{p}/slow"
+        assert cli.main(["--timeout", "0.2", url]) == 1
+    err = capfdbinary.readouterr().err.decode()
+    assert err == (f"onehop get: GET {url}: ReadTimeout: no response within the read "
+                   "timeout (0.2 s)\n")

@@ -91,3 +91,19 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
         await client.get(server.url("/3"))
         assert client.pool.total == 1
     assert server.answered() == ["/1", "/3"]
+
+
+async def test_replaced_default_headers_reach_the_next_request() -> None:
+    # Requests without headers of their own are built once per (method, target, Host);
+    # replacing ``client.headers`` must still show on the wire.
+    from onehop.core import Headers
+
+    async with ScriptedServer(echo) as server, Client(headers={"X-A": "1"}) as client:
+        await client.get(server.url("/a"))
+        await client.get(server.url("/a"))
+        client.headers = Headers([("X-A", "2")])
+        await client.get(server.url("/a"))
+    heads = [s.head for s in server.seen]
+    assert [b"X-A: 1" in h for h in heads] == [True, True, False]
+    assert b"X-A: 2" in heads[2]
+    assert all(h.count(b"Host: ") == 1 for h in heads)

@@ -101,3 +101,48 @@ async def test_https_with_verify_false_skips_verification(certs: Path) -> None:
         r = await client.get(f"https://127.0.0.1:{port}/")
     assert r.content == b"secure"
     assert alpn == ["http/1.1"]
+
+
+@contextlib.contextmanager
+def tls_server_thread(certs: Path) -> Iterator[int]:
+    """:func:`tls_server` on its own event loop in a thread, for the blocking CLI."""
+    import threading
+
+    started = threading.Event()
+    stop = threading.Event()
+    holder: dict[str, int] = {}
+
+    async def run() -> None:
+        async with tls_server(certs) as (port, _):
+            holder["port"] = port
+            started.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),))
+    thread.start()
+    try:
+        assert started.wait(10)
+        yield holder["port"]
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_get_cli_reports_certificate_verification_failure_and_exits_1(
+    certs: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from onehop.client import cli
+
+    with tls_server_thread(certs) as port:
+        url = f"https://127.0.0.1:{port}/"
+        assert cli.main([url]) == 1
+        failed = capfdbinary.readouterr()
+        assert cli.main(["-k", url]) == 0
+        insecure = capfdbinary.readouterr()
+    err = failed.err.decode()
+    assert err.startswith(f"onehop get: GET {url}: ConnectError: ")
+    assert "TLS certificate verification failed" in err and "--insecure" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert failed.out == b""
+    assert insecure.out == b"secure"

@@ -98,7 +98,10 @@ async def _fetch_all(
             try:
                 response = await client.request(method, url, headers=headers, content=body)
             except (OnehopError, ClientError) as exc:
-                print(f"onehop get: {method} {url}: {type(exc).__name__}: {exc}", file=err)
+                text = str(exc)
+                if text.startswith(f"{method} {url}: "):  # the client's own messages say it
+                    text = text[len(method) + len(url) + 3:]
+                print(f"onehop get: {method} {url}: {type(exc).__name__}: {text}", file=err)
                 status = 1
                 continue
             if verbose:

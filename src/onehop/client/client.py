@@ -17,14 +17,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from onehop.client.connection import HTTPConnection, Origin
 from onehop.client.errors import (
     ClientError,
     ClientTimeout,
+    ReadTimeout,
     ServerClosedIdle,
     ServerDisconnected,
+    WriteTimeout,
 )
 from onehop.client.pipeline import Pipeline
 from onehop.client.pool import Pool, default_ssl_context
@@ -38,6 +40,10 @@ Body = bytes | AsyncIterable[bytes] | None
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 #: Headers the client computes; a caller's copy is dropped (framing) or kept (Host).
 _FRAMING: Final = frozenset({b"content-length"})
+#: Entries kept by the URL and request memos before they start over.
+_MEMO_SIZE: Final = 512
+_URLS: dict[str, tuple[Origin, bytes, bytes]] = {}
+_VISIBLE_ASCII: Final = "".join(map(chr, range(0x21, 0x7F)))
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,6 @@ class Response:
         on_release: Callable[[CoreResponse | None], str | None] | None = None,
     ) -> None:
         self.status_code = head.status_code
-        self.reason = head.reason.decode("latin-1")
-        self.http_version = head.http_version.decode("ascii")
         self.headers: Headers = head.headers
         self.connection: ConnectionInfo = head.connection
         self.method = method
@@ -103,6 +107,16 @@ class Response:
         self._content: bytes | None = None
         #: A pipelined exchange hands the connection back through its lane instead.
         self._on_release = on_release
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase (decoded as Latin-1)."""
+        return self._head.reason.decode("latin-1")
+
+    @property
+    def http_version(self) -> str:
+        """``"1.1"`` or ``"1.0"``."""
+        return self._head.http_version.decode("ascii")
 
     @property
     def status(self) -> int:
@@ -154,10 +168,29 @@ class Response:
         self._done()
 
     async def aread(self) -> bytes:
-        """Read the whole body and return it."""
-        if self._content is None:
-            self._content = b"".join([c async for c in self.aiter_bytes()])
-        return self._content
+        """Read the whole body and return it (the connection is released at the end).
+
+        Raises: as :meth:`aiter_bytes`.
+        """
+        content = self._content
+        if content is not None:
+            return content
+        conn = self._conn
+        if conn is None:
+            raise ClientError("the response is closed")
+        chunks: list[bytes] = []
+        try:
+            while True:
+                chunk = await conn.read_chunk(self._read_timeout)
+                if chunk is None:
+                    break
+                chunks.append(chunk)
+        except BaseException as exc:
+            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
+            raise
+        content = self._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._done()
+        return content
 
     async def aclose(self) -> None:
         """Release the connection; one whose body is unread is closed (it is not clean)."""
@@ -230,14 +263,16 @@ class Client:
     ) -> None:
         self.headers = _headers(headers)
         self.timeout = Timeout() if timeout is None else Timeout.of(timeout)
-        ctx = ssl_context or default_ssl_context(verify=verify)
+        if ssl_context is None and isinstance(verify, str):
+            ssl_context = default_ssl_context(verify=verify)  # a bad CA file fails here
         self._trace = trace
         self.pool = Pool(
             max_connections=max_connections,
             max_per_origin=max_per_origin,
             idle_timeout=idle_timeout,
             keep_alive=keep_alive,
-            ssl_context=ctx,
+            ssl_context=ssl_context,  # else the pool makes the default one on first https
+            verify=verify,
             trace=trace,
         )
         self._pipeline_depth: dict[Origin, int] = {}
@@ -248,6 +283,10 @@ class Client:
             for origin_url, depth in pipeline.items():
                 self._pipeline_depth[_parse_url(origin_url)[0]] = depth
         self._pipelines: dict[Origin, Pipeline] = {}
+        #: Requests without headers or body of their own, built once per
+        #: (method, target, Host) while ``self.headers`` stays the same object.
+        self._plain: dict[tuple[str, bytes, bytes], Request] = {}
+        self._plain_for = self.headers
         self.expect_continue = expect_continue
         self.continue_wait = continue_wait
 
@@ -344,16 +383,24 @@ class Client:
         """
         t = self.timeout if timeout is None else Timeout.of(timeout)
         origin, target, host = _parse_url(url)
-        request = self._build_request(method, target, host, headers, content)
+        if headers is None and content is None:
+            request = self._plain_request(method, target, host)
+        else:
+            request = self._build_request(method, target, host, headers, content)
         replayable = content is None or isinstance(content, bytes | bytearray | memoryview)
         depth = self._pipeline_depth.get(origin, self._pipeline_default)
         if depth > 1:
             return await self._send_pipelined(origin, depth, request, content, replayable, url, t)
         fresh = False
+        pool = self.pool
         while True:
-            conn, reused = await self.pool.acquire(
-                origin, pool_timeout=t.pool, connect_timeout=t.connect, fresh=fresh
-            )
+            conn = None if fresh else pool.acquire_idle(origin)
+            if conn is not None:
+                reused = True
+            else:
+                conn, reused = await pool.acquire(
+                    origin, pool_timeout=t.pool, connect_timeout=t.connect, fresh=fresh
+                )
             if self._trace is not None:
                 self._trace(
                     f"connection #{conn.id} {'reused' if reused else 'new'} for {method} {url}"
@@ -385,7 +432,7 @@ class Client:
                 raise
             except ClientTimeout as exc:
                 conn.abort(f"{type(exc).__name__} during {method} {url}")
-                raise type(exc)(f"{method} {url}: {type(exc).__name__}") from None
+                raise type(exc)(f"{method} {url}: {_timeout_text(exc, t)}") from None
             except BaseException:
                 conn.abort("request cancelled")
                 raise
@@ -418,7 +465,9 @@ class Client:
                 connect_timeout=t.connect, write_timeout=t.write, read_timeout=t.read,
             )
         except ClientTimeout as exc:
-            raise type(exc)(f"{request.method.decode()} {url}: {type(exc).__name__}") from None
+            raise type(exc)(
+                f"{request.method.decode()} {url}: {_timeout_text(exc, t)}"
+            ) from None
         return Response(
             head,
             method=request.method.decode(),
@@ -435,6 +484,23 @@ class Client:
         self._trace(f"> {request.method.decode()} {request.target.decode()} HTTP/1.1")
         for name, value in [*request.headers, *request.connection.fields]:
             self._trace(f"> {name.decode('latin-1')}: {value.decode('latin-1')}")
+
+    def _plain_request(self, method: str, target: bytes, host: bytes) -> Request:
+        """:meth:`_build_request` without headers or body of the caller's, memoised.
+
+        The core never changes a Request it sends, so one object serves every send.
+        """
+        if self._plain_for is not self.headers:  # the default headers were replaced
+            self._plain = {}
+            self._plain_for = self.headers
+        key = (method, target, host)
+        request = self._plain.get(key)
+        if request is None:
+            request = self._build_request(method, target, host, None, None)
+            if len(self._plain) >= _MEMO_SIZE:
+                self._plain.clear()
+            self._plain[key] = request
+        return request
 
     def _build_request(
         self, method: str, target: bytes, host: bytes, headers: HeaderArg, content: Body
@@ -507,22 +573,52 @@ def _headers(headers: HeaderArg) -> Headers:
 
 
 def _parse_url(url: str) -> tuple[Origin, bytes, bytes]:
-    """Split a URL into the origin, the request-target and the Host value (RFC 9112 §3.2)."""
-    parts = urlsplit(url)
+    """Split a URL into the origin, the request-target and the Host value (RFC 9112 §3.2).
+
+    Memoised: a client usually asks for the same few URLs again and again.
+    """
+    parsed = _URLS.get(url)
+    if parsed is None:
+        parsed = _split_url(url)
+        if len(_URLS) >= _MEMO_SIZE:
+            _URLS.clear()
+        _URLS[url] = parsed
+    return parsed
+
+
+def _split_url(url: str) -> tuple[Origin, bytes, bytes]:
+    try:
+        parts = urlsplit(url)
+        port_given = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", a port out of range or not a number
+        raise ClientError(f"invalid URL {url!r}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise ClientError(f"unsupported URL scheme in {url!r}: use http or https")
     host = parts.hostname
     if not host:
         raise ClientError(f"no host in {url!r}")
-    try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError as exc:
-        raise ClientError(f"bad port in {url!r}") from exc
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ClientError(f"invalid host name in {url!r}: {exc}") from None
+    port = port_given or _DEFAULT_PORTS[scheme]
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # A request-target is visible ASCII only (RFC 9112 §3.2, RFC 3986 §2.1): send
+    # spaces, controls and non-ASCII as UTF-8 percent-encoded octets; keep the rest.
+    target = quote(target, safe=_VISIBLE_ASCII)
     shown = f"[{host}]" if ":" in host else host
     host_value = shown if port == _DEFAULT_PORTS[scheme] else f"{shown}:{port}"
     return (scheme, host, port), target.encode("ascii"), host_value.encode("ascii")
+
+
+def _timeout_text(exc: ClientTimeout, t: Timeout) -> str:
+    if isinstance(exc, ReadTimeout):
+        return f"no response within the read timeout ({t.read} s)"
+    if isinstance(exc, WriteTimeout):
+        return f"the server did not take the request within the write timeout ({t.write} s)"
+    return str(exc) or type(exc).__name__
 
 
 def _cause(exc: BaseException) -> str:

@@ -13,6 +13,12 @@ event loop; the bookkeeping is only touched between awaits, so no lock.
   readable or hit EOF (RFC 9112 §9.3.1: the server may close an idle
   connection at any time).
 - A connection comes back only when ``is_idle`` (RFC 9112 §9.3, §9.6).
+- Idle connections past that expiry are also closed without waiting for the
+  next request: one timer per pool (not per connection) fires at the earliest
+  expiry among the idle connections, closes every idle connection expired by
+  then, and re-arms for the next earliest; it is not armed while nothing is
+  idle, and is cancelled when the pool closes. So the client does not keep
+  sockets the server is about to close (RFC 7230 §A.1.2 ``Keep-Alive: timeout``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ class _Slot:
 
 _SLOT: Final = _Slot()
 Trace = Callable[[str], None]
+#: The idle sweep also closes connections expiring within this many seconds, so
+#: connections released close together share one timer firing.
+SWEEP_SLACK: Final = 0.05
+_INF: Final = float("inf")
 
 
 class _Waiter:
@@ -55,7 +65,9 @@ class Pool:
         max_per_origin: open connections per (scheme, host, port).
         idle_timeout: the client's own limit on how long a connection stays idle.
         keep_alive: False makes every request carry ``Connection: close``.
-        ssl_context: used for ``https`` origins.
+        ssl_context: used for ``https`` origins; by default one made on first use by
+            :func:`default_ssl_context` with *verify*.
+        verify: for that default context: True (system CAs), a CA file, or False.
         trace: called with a line of text for each connection event (``-v``).
     """
 
@@ -67,6 +79,7 @@ class Pool:
         idle_timeout: float = 60.0,
         keep_alive: bool = True,
         ssl_context: ssl.SSLContext | None = None,
+        verify: bool | str = True,
         trace: Trace | None = None,
     ) -> None:
         if max_connections < 1 or max_per_origin < 1:
@@ -76,6 +89,7 @@ class Pool:
         self.idle_timeout = idle_timeout
         self.keep_alive = keep_alive
         self._ssl_context = ssl_context
+        self._verify = verify
         self._trace = trace
         self._idle: dict[Origin, list[HTTPConnection]] = {}
         self._count: dict[Origin, int] = {}
@@ -85,6 +99,9 @@ class Pool:
         self._dispatching = False
         self._again = False
         self._closed = False
+        #: The idle sweep's timer and the monotonic time it fires (inf: not armed).
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._sweep_at = _INF
         #: Connections opened so far (for tests and benchmarks).
         self.connections_opened = 0
 
@@ -109,6 +126,11 @@ class Pool:
     def waiting(self) -> int:
         """Callers waiting for a connection."""
         return sum(1 for w in self._waiters if not w.future.done())
+
+    @property
+    def sweep_armed(self) -> bool:
+        """Whether the idle sweep's timer is set (for tests)."""
+        return self._sweep_handle is not None
 
     # --- pure steps ---------------------------------------------------------------------------
 
@@ -187,6 +209,16 @@ class Pool:
 
     # --- lending ------------------------------------------------------------------------------
 
+    def acquire_idle(self, origin: Origin) -> HTTPConnection | None:
+        """Lend a reusable idle connection to *origin* now, without awaiting; else None.
+
+        The fast path of :meth:`acquire`: None also when callers are queued (they go
+        first) or the pool is closed; the caller then awaits :meth:`acquire`.
+        """
+        if self._waiters or self._closed:
+            return None
+        return self._take_idle(origin)
+
     async def acquire(
         self,
         origin: Origin,
@@ -256,7 +288,9 @@ class Pool:
         conn = HTTPConnection(origin, keep_alive=self.keep_alive, idle_timeout=self.idle_timeout)
         ctx = None
         if scheme == "https":
-            ctx = self._ssl_context or default_ssl_context()
+            ctx = self._ssl_context
+            if ctx is None:
+                ctx = self._ssl_context = default_ssl_context(verify=self._verify)
         try:
             async with asyncio.timeout(timeout):
                 await loop.create_connection(
@@ -287,6 +321,8 @@ class Pool:
         """Take a connection back: idle if it finished clean, else it is already closed."""
         if conn.state is ConnState.IDLE and not self._closed:
             self._idle.setdefault(conn.origin, []).append(conn)
+            if conn.expires_at < self._sweep_at:
+                self._arm_sweep(conn.expires_at)
             if self._waiters:
                 self._dispatch()  # strict FIFO: the oldest waiter decides what this frees
             return
@@ -304,9 +340,55 @@ class Pool:
         self._unreserve(conn.origin)
         self._dispatch()
 
+    # --- the idle sweep -------------------------------------------------------------------------
+
+    def _arm_sweep(self, at: float) -> None:
+        """Set the pool's one sweep timer to fire at monotonic time *at* (earlier only)."""
+        if at == _INF:
+            return
+        handle = self._sweep_handle
+        if handle is not None:
+            handle.cancel()
+        self._sweep_at = at
+        delay = max(0.0, at - time.monotonic())
+        self._sweep_handle = asyncio.get_running_loop().call_later(delay, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close idle connections past their expiry (or stale); re-arm for the next one."""
+        self._sweep_handle = None
+        self._sweep_at = _INF
+        if self._closed:
+            return
+        now = time.monotonic()
+        limit = now + SWEEP_SLACK
+        expired: list[tuple[HTTPConnection, str]] = []
+        earliest = _INF
+        for idle in self._idle.values():
+            kept = []
+            for conn in idle:
+                if conn.expires_at <= limit:
+                    expired.append((conn, "idle past the keep-alive limit"))
+                elif conn.is_stale:
+                    expired.append((conn, conn.close_reason or "server closed the idle connection"))
+                else:
+                    kept.append(conn)
+                    if conn.expires_at < earliest:
+                        earliest = conn.expires_at
+            if len(kept) != len(idle):
+                idle[:] = kept  # in place: off the idle list before the close callback
+        for conn, reason in expired:
+            self._note(f"connection #{conn.id} closed: {reason} (idle sweep)")
+            conn.close(reason)
+        if earliest < self._sweep_at:
+            self._arm_sweep(earliest)
+
     async def aclose(self) -> None:
         """Close every connection and fail every waiter."""
         self._closed = True
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+            self._sweep_at = _INF
         for waiter in self._waiters:
             if not waiter.future.done():
                 waiter.future.set_result(ClientClosed("the client was closed"))
