@@ -183,6 +183,15 @@ def _unknown(table: dict[str, Any], known: set[str], where: str) -> None:
             raise ConfigError(f"{where}{key}: unknown key")
 
 
+def _table(data: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    """The sub-table *key* of *data* (empty when absent); anything else names the key."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}{key}: expected a table ([{where}{key}]), "
+                          f"got {type(value).__name__} ({value!r})")
+    return value
+
+
 def from_dict(data: dict[str, Any]) -> ProxyConfig:
     """Build and validate a config from parsed TOML.
 
@@ -196,9 +205,7 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
         cfg.listen = _typed(data, "listen", str, "")
     if "retry_non_idempotent_close" in data:
         cfg.retry_non_idempotent_close = _typed(data, "retry_non_idempotent_close", bool, "")
-    ups = data.get("upstreams", {})
-    if not isinstance(ups, dict):
-        raise ConfigError("upstreams: expected a table of group = [URL, ...]")
+    ups = _table(data, "upstreams")
     for name, urls in ups.items():
         if isinstance(urls, str):
             urls = [urls]
@@ -220,21 +227,21 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
             group=_typed(r, "upstream", str, where),
             host=_typed(r, "host", str, where).lower() if "host" in r else None,
         ))
-    t = data.get("timeouts", {})
+    t = _table(data, "timeouts")
     _unknown(t, set(Timeouts.__dataclass_fields__), "timeouts.")
     for key in t:
         value = float(_typed(t, key, float, "timeouts."))
         if value <= 0:
             raise ConfigError(f"timeouts.{key}: must be positive, got {value}")
         setattr(cfg.timeouts, key, value)
-    lim = data.get("limits", {})
+    lim = _table(data, "limits")
     _unknown(lim, set(Limits.__dataclass_fields__), "limits.")
     for key in lim:
         value = _typed(lim, key, int, "limits.")
         if value < 1:
             raise ConfigError(f"limits.{key}: must be at least 1, got {value}")
         setattr(cfg.limits, key, value)
-    h = data.get("headers", {})
+    h = _table(data, "headers")
     _unknown(h, {"forwarded", "trust_forwarded", "via", "preserve_host", "nomination"},
              "headers.")
     if "forwarded" in h:
@@ -250,8 +257,8 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
             setattr(cfg.headers, key, _typed(h, key, bool, "headers."))
     if "via" in h:
         cfg.headers.via = _typed(h, "via", str, "headers.")
-    for name, rule in h.get("nomination", {}).items():
-        lname = name.lower().encode("latin-1")
+    for name, rule in _table(h, "nomination", "headers.").items():
+        lname = name.lower().encode("latin-1", "replace")
         if lname not in PROTECTED_FIELDS:
             raise ConfigError(f"headers.nomination.{name}: not a protected field "
                               f"({', '.join(sorted(f.decode() for f in PROTECTED_FIELDS))})")
@@ -261,8 +268,8 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
             raise ConfigError(
                 f"headers.nomination.{name}: expected reject, ignore or strip, got {rule!r}"
             ) from None
-    fw = data.get("forward")
-    if fw is not None:
+    if "forward" in data:
+        fw = _table(data, "forward")
         _unknown(fw, {"enabled", "allow", "connect_ports"}, "forward.")
         if fw.get("enabled", True):
             allow = fw.get("allow", [])
