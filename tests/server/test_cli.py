@@ -111,10 +111,40 @@ def test_serve_cli_answers_and_exits_cleanly_on_sigterm() -> None:
         assert b"onehop serving on" in proc.stdout.read()
 
 
-def test_serve_cli_unknown_app_exits_non_zero() -> None:
-    bad = subprocess.run([sys.executable, "-m", "onehop", "serve", "tests.server.apps:nope",
-                          "--port", str(_free_port())], cwd=ROOT, capture_output=True, timeout=20)
-    assert bad.returncode != 0
+def _serve_fails(*args: str) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-m", "onehop", "serve", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=20)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("app", "says"), [
+    ("tests.server.apps:nope", "has no attribute 'nope'"),
+    ("tests.server.nosuch:app", "no module named 'tests.server.nosuch'"),
+    ("tests.server.apps", "must look like 'module:attribute'"),
+])
+def test_serve_cli_bad_app_reference_is_named_without_traceback(app: str, says: str) -> None:
+    status, out = _serve_fails(app, "--port", str(_free_port()))
+    assert status == 3 and says in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--port", "99999"], "port must be between 0 and 65535"),
+    (["--workers", "0"], "workers must be >= 1"),
+    (["--timeout-keep-alive", "-1"], "timeout_keep_alive must be > 0"),
+])
+def test_serve_cli_bad_option_exits_2_naming_it(args: list[str], says: str) -> None:
+    status, out = _serve_fails(APP, *args)
+    assert status == 2 and says in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_cli_port_in_use_says_so_and_exits_3(workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        status, out = _serve_fails(APP, "--port", port, "--workers", workers)
+    assert status == 3 and "ddress already in use" in out and "Traceback" not in out
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from onehop._aio import LOOP_CHOICES
@@ -96,13 +97,22 @@ def run(args: argparse.Namespace) -> int:
     level = logging.DEBUG if args.log_level == "trace" else getattr(logging,
                                                                      args.log_level.upper())
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
-    config = config_from_args(args)
-    if config.workers > 1:
-        from onehop.server.workers import run_workers
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"onehop serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if config.workers > 1:
+            from onehop.server.workers import run_workers
 
-        return run_workers(config)
-    from onehop.server.server import Server
+            return run_workers(config)
+        from onehop.server.server import Server
 
-    server = Server(config)
-    server.run()
+        server = Server(config)
+        server.run()
+    except (OSError, OverflowError) as exc:  # bind failures; already logged by the server
+        if config.workers > 1:
+            print(f"onehop serve: cannot listen: {exc}", file=sys.stderr)
+        return 3
     return 0 if server.started else 3

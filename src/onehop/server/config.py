@@ -20,6 +20,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 KEEP_ALIVE_HEADER_CHOICES = ("never", "http10", "always")
 
 
+class AppLoadError(ImportError):
+    """The ``module:attribute`` app reference cannot be resolved; the message names why."""
+
+
 @dataclass
 class Config:
     """Everything a :class:`~onehop.server.Server` needs; defaults follow uvicorn's.
@@ -74,24 +78,50 @@ class Config:
             raise ValueError("max_requests_per_connection must be >= 1")
         if self.body_timeout is not None and self.body_timeout <= 0:
             raise ValueError("body_timeout must be > 0 (None disables it)")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {self.port}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        for name in ("timeout_keep_alive", "header_timeout", "linger_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
     def load_app(self) -> ASGIApp:
         """Return the ASGI callable, importing ``module:attr`` strings.
 
+        A missing module or attribute is the user's typo, reported as
+        :class:`AppLoadError` naming it; an exception raised *inside* the app's
+        own module propagates unchanged, since its traceback is what the app's
+        author needs.
+
         Raises:
-            ImportError, AttributeError: the app cannot be found.
+            AppLoadError: the app reference is malformed or names nothing.
         """
         app = self.app
         if isinstance(app, str):
             if self.app_dir is not None and self.app_dir not in sys.path:
                 sys.path.insert(0, self.app_dir)
             module_name, sep, attr = app.partition(":")
-            if not sep or not attr:
-                raise ImportError(f"app must look like 'module:attribute', got {app!r}")
-            obj: Any = importlib.import_module(module_name)
+            if not sep or not module_name or not attr:
+                raise AppLoadError(f"app must look like 'module:attribute', got {app!r}")
+            try:
+                obj: Any = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                missing = exc.name or ""
+                if missing and (module_name + ".").startswith(missing + "."):
+                    raise AppLoadError(f"cannot import module {module_name!r} for app {app!r}: "
+                                       f"no module named {missing!r}") from None
+                raise
             for part in attr.split("."):
-                obj = getattr(obj, part)
+                try:
+                    obj = getattr(obj, part)
+                except AttributeError:
+                    raise AppLoadError(
+                        f"module {module_name!r} has no attribute {attr!r} (app {app!r})"
+                    ) from None
             app = obj
         if self.factory:
             app = app()  # type: ignore[call-arg,assignment]
+        if not callable(app):
+            raise AppLoadError(f"app {self.app!r} is not callable ({type(app).__name__})")
         return app

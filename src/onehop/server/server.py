@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from onehop._aio import new_event_loop
-from onehop.server.config import ASGIApp, Config
+from onehop.server.config import AppLoadError, ASGIApp, Config
 from onehop.server.lifespan import Lifespan
 from onehop.server.protocol import HttpProtocol, _HeadCache
 
@@ -115,15 +115,19 @@ class Server:
         if self.should_exit:
             self._exit_event.set()
         config = self.config
-        app = config.load_app()
+        try:
+            app = config.load_app()
+        except AppLoadError as exc:
+            logger.error("%s", exc)
+            return
         lifespan = Lifespan(app, config.lifespan)
         self.state.lifespan_state = lifespan.state
         if not await lifespan.startup():
             return
         try:
             await self._start(app, sockets)
-        except OSError as exc:
-            logger.error("%s", exc)
+        except (OSError, OverflowError) as exc:
+            logger.error("cannot listen: %s", exc)
             await lifespan.shutdown()
             raise
         self.started = True
