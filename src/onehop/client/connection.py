@@ -27,6 +27,7 @@ from onehop.core import (
     Data,
     EndOfMessage,
     Event,
+    Headers,
     InformationalResponse,
     Request,
     Response,
@@ -219,8 +220,14 @@ class HTTPConnection(asyncio.Protocol):
         body: bytes | AsyncIterable[bytes] | None,
         write_timeout: float | None,
         continue_wait: float | None = None,
+        *,
+        trailers: Callable[[], Headers] | None = None,
     ) -> None:
         """Write the request head and body.
+
+        *trailers*, for a streamed (iterable) body sent chunked, is called once
+        the body is exhausted and returns the trailer fields to end it with
+        (RFC 9112 §7.1.2); a proxy passes on those its client sent.
 
         With *continue_wait* and an ``Expect: 100-continue`` request, write the
         head, then the body only after ``100 Continue`` or *continue_wait*
@@ -267,7 +274,8 @@ class HTTPConnection(asyncio.Protocol):
                 transport.write(core.send(Data(bytes(chunk))))
                 if self._write_paused:
                     await self._drain(write_timeout)
-        transport.write(core.send(EndOfMessage()))
+        end = EndOfMessage(trailers()) if trailers is not None else EndOfMessage()
+        transport.write(core.send(end))
         if self._write_paused:
             await self._drain(write_timeout)
 
@@ -338,8 +346,17 @@ class HTTPConnection(asyncio.Protocol):
                 if handle is not None:
                     handle.cancel()
 
-    async def read_response_head(self, timeout: float | None) -> Response:
+    async def read_response_head(
+        self,
+        timeout: float | None,
+        *,
+        on_informational: Callable[[InformationalResponse], object] | None = None,
+    ) -> Response:
         """Return the final response head, skipping 1xx responses (RFC 9110 §15.2).
+
+        *on_informational*, if given, is called with each 1xx response as it
+        arrives (a proxy relays them: RFC 9110 §15.2, "A proxy MUST forward 1xx
+        responses"); without it they are skipped, as a user agent may.
 
         Raises:
             ServerDisconnected: the server closed before a response began.
@@ -355,6 +372,8 @@ class HTTPConnection(asyncio.Protocol):
             if type(event) is Response:
                 return event
             if type(event) is InformationalResponse:
+                if on_informational is not None:
+                    on_informational(event)
                 continue
             if type(event) is ConnectionClosed:
                 raise ServerDisconnected(
@@ -375,6 +394,41 @@ class HTTPConnection(asyncio.Protocol):
             return event.data
         if type(event) is EndOfMessage:
             return None
+        raise ServerDisconnected(f"unexpected event {event!r}")  # pragma: no cover
+
+    async def read_body_event(self, timeout: float | None) -> bytes | EndOfMessage:
+        """Return the next piece of the response body, or its end with the trailer fields.
+
+        Like :meth:`read_chunk`, but the end is the :class:`EndOfMessage` itself,
+        so a proxy can forward trailer fields (RFC 9110 §6.5, RFC 9112 §7.1.2)
+        that :meth:`read_chunk` drops.
+
+        Raises:
+            ReadTimeout, RemoteProtocolError (``IncompleteMessage`` when the
+            server closed mid-body, RFC 9112 §8).
+        """
+        return self._body_event(await self._next_event(timeout))
+
+    def read_body_event_nowait(self) -> bytes | EndOfMessage | None:
+        """What :meth:`read_body_event` would return without waiting; None if it must wait.
+
+        Lets a relay gather everything already received (head, body, end) into
+        one write instead of one system call per piece.
+
+        Raises:
+            RemoteProtocolError: as :meth:`read_body_event`.
+        """
+        event = self.core.next_event()
+        if event is NEED_DATA:
+            return None
+        return self._body_event(event)
+
+    @staticmethod
+    def _body_event(event: object) -> bytes | EndOfMessage:
+        if type(event) is Data:
+            return event.data
+        if type(event) is EndOfMessage:
+            return event
         raise ServerDisconnected(f"unexpected event {event!r}")  # pragma: no cover
 
     def finish_exchange(self, response: Response) -> bool:

@@ -43,7 +43,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Final
 
-from onehop.core import ConnectionInfo, Headers, Request, Response
+from onehop.core import ConnectionInfo, Headers, InformationalResponse, Request, Response
+from onehop.core.headers import HOP_BY_HOP_FIELDS, NO_CONNECTION_INFO
 
 log = logging.getLogger("onehop.proxy")
 
@@ -111,8 +112,17 @@ class NominationRejected(Exception):
         self.name = name
 
 
+_VIA_CACHE: dict[tuple[bytes, str], bytes] = {}
+
+
 def _via_entry(version: bytes, pseudonym: str) -> bytes:
-    return version + b" " + pseudonym.encode("latin-1")
+    """``1.1 onehop``: built once per (version, pseudonym), not per message."""
+    entry = _VIA_CACHE.get((version, pseudonym))
+    if entry is None:
+        if len(_VIA_CACHE) > 64:  # a few versions x the configured pseudonyms, normally
+            _VIA_CACHE.clear()
+        entry = _VIA_CACHE[version, pseudonym] = version + b" " + pseudonym.encode("latin-1")
+    return entry
 
 
 def _forwarded_node(ip: str) -> str:
@@ -167,6 +177,16 @@ def request_has_body(request: Request) -> bool:
     return length is not None and length != b"0"
 
 
+#: What ``outbound_request`` drops from the end-to-end fields, keyed by
+#: (trust_forwarded, drop_host): built once, not per request.
+_DROP: Final = {
+    (trust, drop_host): frozenset(
+        {b"expect"} | (set() if trust else set(_FORWARDING)) | ({b"host"} if drop_host else set())
+    )
+    for trust in (False, True) for drop_host in (False, True)
+}
+
+
 def outbound_request(
     request: Request,
     *,
@@ -176,6 +196,7 @@ def outbound_request(
     upstream_authority: bytes,
     target: bytes | None = None,
     host: bytes | None = None,
+    has_body: bool | None = None,
 ) -> Request:
     """Build the request to send upstream from a received one (already split by the core).
 
@@ -183,46 +204,59 @@ def outbound_request(
     is answered by the proxy itself, then ``Via`` and the forwarding fields are
     added. Framing is the proxy's own: ``Content-Length`` when the client gave
     one, else chunked when the client's body was chunked (RFC 9112 §7.1).
+    ``TE: trailers`` goes upstream only when the client sent it: TE is
+    hop-by-hop (RFC 9110 §10.1.4), so the proxy regenerates it, and asks only
+    for what its client can take. *has_body* saves recomputing
+    :func:`request_has_body` when the caller knows it.
 
     Raises:
         NominationRejected: see :func:`apply_nominations`.
     """
     kept = apply_nominations(request, policy, client_ip)
-    drop = {b"expect"}
-    if not policy.trust_forwarded:
-        drop |= _FORWARDING
-    if host is not None or not policy.preserve_host:
-        drop.add(b"host")
+    trust = policy.trust_forwarded
+    drop_host = host is not None or not policy.preserve_host
+    drop = _DROP[trust, drop_host]
     fields = [f for f in request.headers.fields if f[0] not in drop]
-    fields.extend(f for f in kept if f[0] not in drop)  # untrusted forwarding stays out
     in_host = request.headers.get(b"host")
-    if not any(f[0] == b"host" for f in fields):
-        h = host if host is not None else upstream_authority
-        fields.insert(0, (b"host", b"Host", h))
-    version = request.http_version
-    fields.append((b"via", b"Via", _via_entry(version, policy.via)))
+    has_host = not drop_host and in_host is not None
+    if kept:
+        fields.extend(f for f in kept if f[0] not in drop)  # untrusted forwarding stays out
+        has_host = not drop_host and (has_host or any(f[0] == b"host" for f in kept))
+    if not has_host:
+        fields.insert(0, (b"host", b"Host", host if host is not None else upstream_authority))
+    fields.append((b"via", b"Via", _via_entry(request.http_version, policy.via)))
     style = policy.forwarded
     if style is ForwardedStyle.XFF:
-        xff = [f[2] for f in fields if f[0] == b"x-forwarded-for"]
-        fields = [f for f in fields if f[0] != b"x-forwarded-for"]
-        value = b", ".join([*xff, client_ip.encode("latin-1")])
-        fields.append((b"x-forwarded-for", b"X-Forwarded-For", value))
-        if not any(f[0] == b"x-forwarded-proto" for f in fields):
+        ip = client_ip.encode("latin-1")
+        if not trust:
+            # Every client-sent forwarding field was dropped above: just add ours.
+            fields.append((b"x-forwarded-for", b"X-Forwarded-For", ip))
             fields.append((b"x-forwarded-proto", b"X-Forwarded-Proto", scheme.encode()))
-        if in_host is not None and not any(f[0] == b"x-forwarded-host" for f in fields):
-            fields.append((b"x-forwarded-host", b"X-Forwarded-Host", in_host))
+            if in_host is not None:
+                fields.append((b"x-forwarded-host", b"X-Forwarded-Host", in_host))
+        else:
+            xff = [f[2] for f in fields if f[0] == b"x-forwarded-for"]
+            fields = [f for f in fields if f[0] != b"x-forwarded-for"]
+            fields.append((b"x-forwarded-for", b"X-Forwarded-For", b", ".join([*xff, ip])))
+            if not any(f[0] == b"x-forwarded-proto" for f in fields):
+                fields.append((b"x-forwarded-proto", b"X-Forwarded-Proto", scheme.encode()))
+            if in_host is not None and not any(f[0] == b"x-forwarded-host" for f in fields):
+                fields.append((b"x-forwarded-host", b"X-Forwarded-Host", in_host))
     elif style is ForwardedStyle.FORWARDED:
         node = f"for={_forwarded_node(client_ip)};proto={scheme}"
         if in_host is not None:
             node += ';host="' + in_host.decode("latin-1").replace('"', "") + '"'
         fields.append((b"forwarded", b"Forwarded", node.encode("latin-1")))
     conn_fields: list[tuple[bytes, bytes]] = []
-    if request_has_body(request) and not any(f[0] == b"content-length" for f in fields):
+    if has_body is None:
+        has_body = request_has_body(request)
+    if has_body and not any(f[0] == b"content-length" for f in fields):
         conn_fields.append((b"Transfer-Encoding", b"chunked"))
-    te = request.connection.fields.get_list(b"te") if request.connection.fields else []
-    if any(t.lower() == b"trailers" for t in te):
-        conn_fields.append((b"TE", b"trailers"))
-    conn = ConnectionInfo((), conn_fields) if conn_fields else ConnectionInfo()
+    if request.connection.fields:
+        te = request.connection.fields.get_list(b"te")
+        if any(t.lower() == b"trailers" for t in te):
+            conn_fields.append((b"TE", b"trailers"))
+    conn = ConnectionInfo((), conn_fields) if conn_fields else NO_CONNECTION_INFO
     return Request(
         request.method,
         target if target is not None else request.target,
@@ -242,3 +276,33 @@ def outbound_response(response: Response, policy: HeaderPolicy) -> Response:
     fields = list(response.headers.fields)
     fields.append((b"via", b"Via", _via_entry(response.http_version, policy.via)))
     return Response(response.status_code, Headers._trusted(fields), response.reason)
+
+
+def outbound_informational(
+    response: InformationalResponse, policy: HeaderPolicy
+) -> InformationalResponse:
+    """A 1xx response to relay to the client, with our ``Via`` (RFC 9110 §7.6.3, §15.2)."""
+    fields = list(response.headers.fields)
+    fields.append((b"via", b"Via", _via_entry(response.http_version, policy.via)))
+    return InformationalResponse(response.status_code, Headers._trusted(fields),
+                                 response.reason)
+
+
+#: Trailer fields never forwarded: connection-specific ones (RFC 9110 §7.6.1,
+#: which trailers are not exempt from), and framing and routing fields, which
+#: RFC 9110 §6.5.1 forbids in trailers; a recipient that wrongly merged them
+#: into the header section could be made to re-frame or re-route the message.
+_TRAILER_DROP: Final = HOP_BY_HOP_FIELDS | {b"content-length", b"host"}
+
+
+def forward_trailers(trailers: Headers, nominated: frozenset[bytes]) -> Headers:
+    """The trailer fields to pass on: minus hop-by-hop ones and those *nominated*.
+
+    *nominated* are the ``Connection`` options of the message's head: a field
+    named there is connection-specific wherever it appears in the message.
+    """
+    fields = trailers.fields
+    if not fields:
+        return trailers
+    kept = [f for f in fields if f[0] not in _TRAILER_DROP and f[0] not in nominated]
+    return trailers if len(kept) == len(fields) else Headers._trusted(kept)

@@ -69,6 +69,10 @@ access_log = logging.getLogger("onehop.proxy.access")
 
 #: Stop reading from a client when this many bytes wait unparsed.
 _IN_HIGH_WATER: Final = 256 * 1024
+#: Write a relayed response out once this many bytes gather, even if more are ready.
+_FLUSH: Final = 64 * 1024
+_END: Final = EndOfMessage()
+_NO_FIELDS: Final = Headers()
 #: Back-off after an upstream refuses or resets: base, doubled per failure, capped.
 BACKOFF_BASE: Final = 1.0
 BACKOFF_MAX: Final = 30.0
@@ -92,7 +96,7 @@ class BadRequestBody(Exception):
 class Upstream:
     """One upstream server with passive health: refused or reset means skip for a while."""
 
-    __slots__ = ("down_until", "failures", "origin", "url")
+    __slots__ = ("authority", "down_until", "failures", "label", "origin", "url")
 
     def __init__(self, url: str) -> None:
         host, port = check_upstream_url(url, "upstream")
@@ -100,12 +104,11 @@ class Upstream:
         self.origin: Origin = ("http", host, port)
         self.failures = 0
         self.down_until = 0.0
-
-    @property
-    def authority(self) -> bytes:
-        host, port = self.origin[1], self.origin[2]
         h = f"[{host}]" if ":" in host else host
-        return f"{h}:{port}".encode("latin-1") if port != 80 else h.encode("latin-1")
+        #: ``Host`` for this upstream when the client's is not forwarded (computed once).
+        self.authority = f"{h}:{port}".encode("latin-1") if port != 80 else h.encode("latin-1")
+        #: ``host:port`` for the access log.
+        self.label = f"{host}:{port}"
 
     def failed(self, now: float) -> None:
         """Refused or reset: back off ``BACKOFF_BASE * 2**(n-1)`` seconds, capped."""
@@ -184,6 +187,11 @@ class Proxy:
         default = "default" if "default" in self.groups else next(iter(self.groups), None)
         if default is not None and not any(r.host is None and r.path == "/" for r in self.routes):
             self.routes.append(Route("/", default))
+        #: The one group every request goes to, when the only route is the catch-all:
+        #: routing then costs nothing per request.
+        self._catch_all: UpstreamGroup | None = None
+        if len(self.routes) == 1 and self.routes[0].host is None and self.routes[0].path == "/":
+            self._catch_all = self.groups[self.routes[0].group]
         self.request_hook = request_hook
         self.response_hook = response_hook
         self.log_access = access_log
@@ -250,6 +258,8 @@ class Proxy:
 
     def route(self, host: bytes | None, path: bytes) -> UpstreamGroup | None:
         """The upstream group for a request: host (without port) and longest path prefix."""
+        if self._catch_all is not None:
+            return self._catch_all
         hname = None
         if host is not None:
             text = host.decode("latin-1").lower()
@@ -358,12 +368,16 @@ class _Inbound(asyncio.Protocol):
             self.transport.abort()
 
     async def _wait(self, timeout: float | None) -> None:
+        # A bare timer handle, not ``asyncio.timeout()``: this runs once or twice
+        # per request, and the context manager costs several times more.
         fut = self._waiter = self._loop.create_future()
+        handle = self._loop.call_later(timeout, _expire, fut) if timeout is not None else None
         try:
-            async with asyncio.timeout(timeout):
-                await fut
+            await fut
         finally:
             self._waiter = None
+            if handle is not None:
+                handle.cancel()
 
     async def next_event(self, timeout: float | None) -> Event:
         """The next event from the client; TimeoutError after *timeout* s of silence.
@@ -439,9 +453,8 @@ class _Inbound(asyncio.Protocol):
                     break
                 if type(event) is not Request:
                     break
+                # _exchange answers True only after checking ``core.must_close``.
                 if not await self._exchange(event):
-                    break
-                if self.core.must_close:
                     break
         except asyncio.CancelledError:
             pass
@@ -482,6 +495,15 @@ class _Inbound(asyncio.Protocol):
 
     async def _finish_body(self) -> bool:
         """Read the request's (empty) content to its end; False if the client broke off."""
+        # Fast path: a body-less request's end is parsed with its head (no await).
+        try:
+            event = self.core.next_event()
+        except RemoteProtocolError:
+            return False
+        if type(event) is EndOfMessage:
+            return True
+        if event is not NEED_DATA:
+            return False
         try:
             event = await self.next_event(self.proxy.config.timeouts.read)
         except (RemoteProtocolError, TimeoutError, ClientGone):
@@ -534,6 +556,7 @@ class _Inbound(asyncio.Protocol):
             outbound = hop.outbound_request(
                 req, policy=cfg.headers, client_ip=self.client_ip, scheme="http",
                 upstream_authority=up_auth, target=target, host=host_override,
+                has_body=has_body,
             )
         except hop.NominationRejected as exc:
             self._access(req, 400, 0, "-", 0.0, None)
@@ -553,9 +576,10 @@ class _Inbound(asyncio.Protocol):
 
         consumed = False
         body_done = not has_body
+        req_trailers: Headers | None = None
 
         async def body() -> AsyncIterator[bytes]:
-            nonlocal consumed, body_done
+            nonlocal consumed, body_done, req_trailers
             if req.expects_continue and self.transport is not None:
                 self.transport.write(self.core.send(InformationalResponse(100)))
             while True:
@@ -568,9 +592,21 @@ class _Inbound(asyncio.Protocol):
                     yield event.data
                 elif type(event) is EndOfMessage:
                     body_done = True
+                    if event.trailers:
+                        req_trailers = event.trailers
                     return
                 else:
                     raise ClientGone("client closed during the request body")
+
+        def trailers_up() -> Headers:
+            """The client's trailer fields minus hop-by-hop ones (RFC 9110 §6.5), if any
+            and if the upstream request is chunked (only chunked carries them)."""
+            if req_trailers is None or not hop.request_is_chunked(outbound):
+                return _NO_FIELDS
+            return hop.forward_trailers(req_trailers, req.connection.options)
+
+        def informational(info: InformationalResponse) -> None:
+            self._relay_informational(req, info)
 
         if not has_body and not await self._finish_body():
             return False
@@ -583,12 +619,17 @@ class _Inbound(asyncio.Protocol):
             if upstream is not None:
                 origin = upstream.origin
             assert origin is not None
-            label = f"{origin[1]}:{origin[2]}"
+            label = upstream.label if upstream is not None else f"{origin[1]}:{origin[2]}"
             try:
-                conn, reused = await proxy.pool.acquire(
-                    origin, connect_timeout=cfg.timeouts.connect, pool_timeout=cfg.timeouts.connect,
-                    fresh=fresh,
-                )
+                # The pool's synchronous fast path first: no coroutine for a warm pool.
+                idle = None if fresh else proxy.pool.acquire_idle(origin)
+                if idle is not None:
+                    conn, reused = idle, True
+                else:
+                    conn, reused = await proxy.pool.acquire(
+                        origin, connect_timeout=cfg.timeouts.connect,
+                        pool_timeout=cfg.timeouts.connect, fresh=fresh,
+                    )
             except (ConnectError, ConnectTimeout, PoolTimeout) as exc:
                 timed_out = not isinstance(exc, ConnectError)
                 if upstream is not None and group is not None:
@@ -606,11 +647,15 @@ class _Inbound(asyncio.Protocol):
                     return self._send_error(status, _reason(status, exc), close=True) and False
                 return self._send_error(status, _reason(status, exc))
             try:
-                await conn.send_request(outbound, body() if has_body else None,
-                                        cfg.timeouts.write)
+                if has_body:
+                    await conn.send_request(outbound, body(), cfg.timeouts.write,
+                                            trailers=trailers_up)
+                else:
+                    await conn.send_request(outbound, None, cfg.timeouts.write)
                 self._waiting_upstream = self.core.their_state is not State.BODY
                 try:
-                    resp = await conn.read_response_head(cfg.timeouts.read)
+                    resp = await conn.read_response_head(cfg.timeouts.read,
+                                                         on_informational=informational)
                 finally:
                     self._waiting_upstream = False
             except asyncio.CancelledError:
@@ -676,22 +721,37 @@ class _Inbound(asyncio.Protocol):
             self._access(req, 502, 0, label, t_up, reused)
             return self._send_error(502, f"Bad gateway: upstream response cannot be forwarded "
                                          f"({exc})") and body_done
-        transport.write(head)
+        # Everything already received (head, body, end) leaves in one write: a
+        # small response costs one system call, not three. What must wait for
+        # the upstream is flushed first, and at most _FLUSH bytes gather.
+        parts = [head]
+        pending = len(head)
         nbytes = 0
         read_timeout = proxy.config.timeouts.read
         flow = self.flow
+        nominated = resp.connection.options
         try:
             while True:
-                chunk = await conn.read_chunk(read_timeout)
-                if chunk is None:
+                event = conn.read_body_event_nowait()
+                if event is None or pending >= _FLUSH:
+                    if parts:
+                        transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+                        parts = []
+                        pending = 0
+                    if flow.write_paused:
+                        await flow.drain()
+                    if self.lost:
+                        raise ClientGone("client disconnected mid-response")
+                    if event is None:
+                        event = await conn.read_body_event(read_timeout)
+                if isinstance(event, EndOfMessage):
+                    parts.append(self._end_response(event, nominated))
                     break
-                nbytes += len(chunk)
-                transport.write(core.send(Data(chunk)))
-                if flow.write_paused:
-                    await flow.drain()
-                if self.lost:
-                    raise ClientGone("client disconnected mid-response")
-            transport.write(core.send(EndOfMessage()))
+                nbytes += len(event)
+                data = core.send(Data(event))
+                parts.append(data)
+                pending += len(data)
+            transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
         except BaseException as exc:
             # Mid-body failure: the head is out, so the only honest signal is to
             # cut the client connection (RFC 9112 §8: an incomplete message).
@@ -705,6 +765,44 @@ class _Inbound(asyncio.Protocol):
         proxy.pool.release(conn)
         self._access(req, resp.status_code, nbytes, label, t_up, reused)
         return body_done and not core.must_close
+
+    def _end_response(self, end: EndOfMessage, nominated: frozenset[bytes]) -> bytes:
+        """The bytes ending the client's response, with the upstream's trailer fields
+        when they may go on: minus hop-by-hop ones, and only when the client's
+        response is chunked (RFC 9112 §7.1.2: only chunked carries trailers; to
+        an HTTP/1.0 client or under Content-Length they are dropped, which
+        RFC 9110 §6.5.1 allows: trailers can be discarded)."""
+        core = self.core
+        if end.trailers:
+            fields = hop.forward_trailers(end.trailers, nominated)
+            if fields:
+                with contextlib.suppress(LocalProtocolError):  # not chunked: state unchanged
+                    return core.send(EndOfMessage(fields))
+        return core.send(_END)
+
+    def _relay_informational(self, req: Request, info: InformationalResponse) -> None:
+        """Forward an upstream 1xx (e.g. 103 Early Hints) to the client (RFC 9110 §15.2).
+
+        "A proxy MUST forward 1xx responses unless the proxy itself requested
+        the generation of the 1xx response", but "a server MUST NOT send a 1xx
+        response to an HTTP/1.0 client": those are dropped. ``100 Continue`` is
+        dropped too: the proxy answers ``Expect`` itself (it sends its own 100
+        when it starts reading the body, and never forwards ``Expect``), so an
+        upstream 100 answers no expectation of the client's. 101 never comes
+        here: upgrades take their own path.
+        """
+        status = info.status_code
+        if status in (100, 101) or req.http_version == b"1.0" or self.lost:
+            return
+        transport = self.transport
+        if transport is None:
+            return
+        try:
+            head = self.core.send(hop.outbound_informational(info, self.proxy.config.headers))
+        except LocalProtocolError as exc:
+            log.info("client %s: %d not relayed: %s", self.client, status, exc)
+            return
+        transport.write(head)
 
     # --- upgrade and CONNECT ------------------------------------------------------------------
 
@@ -744,6 +842,7 @@ class _Inbound(asyncio.Protocol):
                 if type(event) is InformationalResponse and event.status_code == 101:
                     break
                 if type(event) is InformationalResponse:
+                    self._relay_informational(req, event)
                     continue
                 if type(event) is Response:
                     return await self._relay_raw(req, event, ucore, endpoint, label, t0)
@@ -797,7 +896,8 @@ class _Inbound(asyncio.Protocol):
                     await self.flow.drain()
                     continue
                 break
-            self.transport.write(self.core.send(EndOfMessage()))
+            end = event if type(event) is EndOfMessage else _END
+            self.transport.write(self._end_response(end, resp.connection.options))
         except (TimeoutError, OSError, ProtocolError) as exc:
             log.info("upgrade refusal relay failed: %s", exc)
             self.abort()
@@ -838,6 +938,11 @@ class _Inbound(asyncio.Protocol):
         self._access(req, 200, 0, label, time.monotonic() - t0, False)
         await splice(self, StreamEndpoint(reader, writer), None)
         return False
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
 
 
 def _reason(status: int, exc: BaseException) -> str:

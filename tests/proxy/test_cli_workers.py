@@ -1,0 +1,169 @@
+"""``onehop proxy --workers 2`` as a real process tree: two workers share one listening
+socket, both answer, and SIGTERM to the parent stops every one of them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.proxy.helpers import RawUpstream, free_port, read_head
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tree(pid: int) -> list[int]:
+    """*pid* and its live descendants."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            kids = Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()
+        except OSError:
+            kids = []
+        pids.extend(int(k) for k in kids)
+        i += 1
+    return [p for p in pids if is_alive(p)]
+
+
+def is_alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie awaiting its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def socket_inodes(pid: int) -> set[int]:
+    out: set[int] = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
+
+
+def tcp_inode(local_port: int, remote_port: int) -> int | None:
+    """The inode of the IPv4 TCP socket with these ports, from /proc/net/tcp."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if (int(cols[1].rsplit(":", 1)[1], 16) == local_port
+                and int(cols[2].rsplit(":", 1)[1], 16) == remote_port):
+            return int(cols[9])
+    return None
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+class Origin:
+    """Answers every request ``ok``; records the proxy-side port of each connection."""
+
+    def __init__(self) -> None:
+        self.ports: list[int] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, sock: socket.socket, index: int) -> None:
+        with self.lock:
+            self.ports.append(sock.getpeername()[1])
+        while read_head(sock):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+@contextmanager
+def proxy_process(*args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m onehop proxy ARGS``; always killed and reaped, workers included."""
+    proc = subprocess.Popen([sys.executable, "-m", "onehop", "proxy", "--no-access-log", *args],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[int] = set()
+    try:
+        yield proc
+    finally:
+        seen.update(tree(proc.pid))
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for pid in seen:
+            if is_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def get(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        out = b""
+        while data := s.recv(65536):
+            out += data
+        return out
+
+
+def test_workers_2_share_the_port_answer_and_sigterm_stops_all() -> None:
+    """``--workers 2`` forks one more worker onto the same listening socket: two
+    processes, one socket inode between them, requests served by both (each has its
+    own upstream pool, so the origin sees connections from two processes), and a
+    SIGTERM to the parent stops both."""
+    origin = Origin()
+    with RawUpstream(origin) as up:
+        port = free_port()
+        with proxy_process("--listen", f"127.0.0.1:{port}", "--upstream",
+                           f"http://127.0.0.1:{up.port}", "--workers", "2") as proc:
+            assert wait_for(lambda: len(tree(proc.pid)) == 2), "two worker processes expected"
+            workers = tree(proc.pid)
+            assert wait_for(lambda: get_ok(port)), "the proxy does not answer"
+            listening = [socket_inodes(pid) for pid in workers]
+            assert listening[0] & listening[1], "the workers do not share the listening socket"
+
+            def owners() -> set[int]:
+                found = set()
+                with origin.lock:
+                    ports = list(origin.ports)
+                for p in ports:
+                    inode = tcp_inode(p, up.port)
+                    found |= {pid for pid in workers if inode in socket_inodes(pid)}
+                return found
+
+            def burst() -> bool:
+                threads = [threading.Thread(target=get_ok, args=(port,)) for _ in range(16)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                return owners() == set(workers)
+
+            assert wait_for(burst, 20), f"not every worker served: {owners()} of {workers}"
+
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+            assert wait_for(lambda: not any(is_alive(pid) for pid in workers), 10)
+
+
+def get_ok(port: int) -> bool:
+    try:
+        out = get(port)
+    except OSError:
+        return False
+    return out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"ok")
