@@ -53,11 +53,9 @@ least two CPUs; aiohttp and proxy.py are skipped when not installed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -67,6 +65,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from _procs import Running, cpu_seconds, free_port, have, status_kib
 
 ORIGIN_CONF = """\
 worker_processes 1;
@@ -226,15 +226,8 @@ while True:
 GIB = 1 << 30
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def _have(module: str) -> bool:
-    return subprocess.run([sys.executable, "-c", f"import {module}"],
-                          capture_output=True).returncode == 0
 
 
 def _nginx() -> str | None:
@@ -242,83 +235,12 @@ def _nginx() -> str | None:
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
-def _tree(pid: int) -> list[int]:
-    """*pid* and its descendants."""
-    pids, i = [pid], 0
-    while i < len(pids):
-        try:
-            children = Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()
-        except OSError:
-            children = []
-        pids.extend(int(c) for c in children)
-        i += 1
-    return pids
 
 
-def _status_kib(pid: int, name: str) -> int:
-    total = 0
-    for p in _tree(pid):
-        try:
-            text = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(rf"{name}:\s+(\d+) kB", text)
-        total += int(match.group(1)) if match else 0
-    return total
 
 
-def _cpu_seconds(pid: int) -> float:
-    ticks = 0
-    for p in _tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-class Running:
-    """A process pinned with taskset to *cpus*; stopped (SIGTERM, then SIGKILL) on exit.
-
-    Ready once a request sent to *port* with *target* gets an HTTP response,
-    so a proxy is only measured once it can reach the origin.
-    """
-
-    def __init__(self, cmd: list[str], port: int, cpus: str, env: dict[str, str], cwd: Path,
-                 target: str = "/") -> None:
-        self.port = port
-        self.target = target
-        self.cmd = cmd
-        self.proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], env=env, cwd=cwd,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def __enter__(self) -> Running:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    s.sendall(f"GET {self.target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                              "Connection: close\r\n\r\n".encode())
-                    if s.recv(16).startswith(b"HTTP/1.1 200"):
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"{' '.join(self.cmd)} did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        pids = _tree(self.proc.pid)
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        for pid in pids[1:]:  # workers a killed parent left behind
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -361,11 +283,11 @@ def contenders(tmp: Path, origin: int, nginx: str,
         conf.write_text(NGINX_PROXY_CONF.replace("{workers}", str(workers)))
         out[name] = Contender(name, [nginx, "-p", str(tmp), "-c", str(conf)],
                               cpus="0" if workers == 1 else "0,1")
-    if _have("aiohttp"):
+    if have("aiohttp"):
         script = tmp / "aiohttp_proxy.py"
         script.write_text(AIOHTTP_PROXY)
         out["aiohttp"] = Contender("aiohttp", [py, str(script), upstream, "{port}"])
-    if _have("proxy"):
+    if have("proxy"):
         out["proxy.py"] = Contender(
             "proxy.py", [py, "-m", "proxy", "--hostname", "127.0.0.1", "--port", "{port}",
                          "--num-workers", "1", "--num-acceptors", "1", "--log-level", "WARNING"],
@@ -392,9 +314,9 @@ def run_wrk(port: int, pid: int | None, duration: float, conns: int,
     if lua is not None:
         cmd += ["-s", str(lua)]
     cmd.append(f"http://127.0.0.1:{port}/")
-    cpu0 = _cpu_seconds(pid) if pid else 0.0
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
-    cpu = _cpu_seconds(pid) - cpu0 if pid else 0.0
+    cpu = cpu_seconds(pid) - cpu0 if pid else 0.0
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -408,7 +330,7 @@ def run_wrk(port: int, pid: int | None, duration: float, conns: int,
     if sock_err:
         nerr += sum(int(g) for g in sock_err.groups())
     return Cell(float(rps.group(1)) if rps else 0.0, latency, cpu / n * 1e6 if n else 0.0,
-                _status_kib(pid, "VmHWM") / 1024 if pid else 0.0, nerr)
+                status_kib(pid, "VmHWM") / 1024 if pid else 0.0, nerr)
 
 
 # --- memory: 1 GiB each way through the onehop proxy ------------------------------------------
@@ -466,7 +388,7 @@ def _upload(port: int, size: int, chunked: bool) -> float:
 
 def memory_run(tmp: Path, env: dict[str, str], size: int) -> list[tuple[str, float, float]]:
     """Stream *size* bytes each way through onehop; (what, MiB/s, proxy VmHWM MiB) rows."""
-    oport, pport = _free_port(), _free_port()
+    oport, pport = free_port(), free_port()
     script = tmp / "memory_origin.py"
     script.write_text(MEMORY_ORIGIN)
     origin = subprocess.Popen(["taskset", "-c", "1", sys.executable, str(script), str(oport)],
@@ -475,8 +397,8 @@ def memory_run(tmp: Path, env: dict[str, str], size: int) -> list[tuple[str, flo
     try:
         cmd = [sys.executable, "-m", "onehop", "proxy", "--listen", f"127.0.0.1:{pport}",
                "--upstream", f"http://127.0.0.1:{oport}", "--no-access-log", "--loop", "uvloop"]
-        with Running(cmd, pport, "0", env, tmp, target="/13") as proxy:
-            base = _status_kib(proxy.proc.pid, "VmHWM") / 1024
+        with Running(cmd, pport, env, tmp, cpus="0", target="/13", ready=b"HTTP/1.1 200") as proxy:
+            base = status_kib(proxy.proc.pid, "VmHWM") / 1024
             rows.append(("after start-up", 0.0, base))
             steps: list[tuple[str, Callable[[], float]]] = [
                 (f"download {size >> 20} MiB", lambda: _download(pport, size)),
@@ -487,7 +409,7 @@ def memory_run(tmp: Path, env: dict[str, str], size: int) -> list[tuple[str, flo
             for what, fn in steps:
                 seconds = fn()
                 rows.append((what, size / seconds / (1 << 20),
-                             _status_kib(proxy.proc.pid, "VmHWM") / 1024))
+                             status_kib(proxy.proc.pid, "VmHWM") / 1024))
     finally:
         origin.terminate()
         origin.wait(10)
@@ -543,7 +465,7 @@ def main() -> int:
 
 def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) -> None:
     """The wrk comparison table."""
-    oport = _free_port()
+    oport = free_port()
     (tmp / "origin.conf").write_text(ORIGIN_CONF.format(tmp=tmp, port=oport))
     origin_cmd = [nginx, "-p", str(tmp), "-c", str(tmp / "origin.conf")]
     every = contenders(tmp, oport, nginx, args.baseline)
@@ -556,7 +478,7 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
           f"wrk -t1 -c{args.connections}" + (f"; not installed: {', '.join(skipped)}"
                                              if skipped else ""), file=sys.stderr)
     results: dict[str, list[Cell]] = {}
-    with Running(origin_cmd, oport, "1", env, tmp):
+    with Running(origin_cmd, oport, env, tmp, cpus="1", ready=b"HTTP/1.1 200"):
         for repeat in range(args.repeats):
             order = names if repeat % 2 == 0 else names[::-1]
             for name in order:
@@ -569,14 +491,15 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
                     if c.cmd is None:
                         cell = run_wrk(oport, None, args.duration, args.connections, None)
                     else:
-                        port = _free_port()
+                        port = free_port()
                         cmd = _instantiate(c, port, tmp, oport)
                         target = f"http://127.0.0.1:{oport}/" if c.absolute else "/"
                         cenv = env
                         if c.src is not None:
                             cenv = {**env, "PYTHONPATH": os.pathsep.join(
                                 [c.src, env.get("PYTHONPATH", "")])}
-                        with Running(cmd, port, c.cpus, cenv, tmp, target) as proc:
+                        with Running(cmd, port, cenv, tmp, cpus=c.cpus, target=target,
+                                     ready=b"HTTP/1.1 200") as proc:
                             cell = run_wrk(port, proc.proc.pid, args.duration,
                                            args.connections, lua)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:

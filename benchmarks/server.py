@@ -24,13 +24,11 @@ at least two CPUs; hypercorn and granian are skipped when not installed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import resource
 import selectors
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -39,6 +37,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from _procs import Running, cpu_seconds, free_port, have, status_kib
 
 APPS_SOURCE = '''
 async def hello(scope, receive, send):
@@ -77,15 +77,8 @@ APPS = ("hello", "starlette")
 IDLE_TIMEOUT = 120
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def _have(module: str) -> bool:
-    return subprocess.run([sys.executable, "-c", f"import {module}"],
-                          capture_output=True).returncode == 0
 
 
 def server_commands(app: str, port: int) -> dict[str, list[str]]:
@@ -96,14 +89,14 @@ def server_commands(app: str, port: int) -> dict[str, list[str]]:
                    "--log-level", "warning", "--loop", "uvloop",
                    "--timeout-keep-alive", str(IDLE_TIMEOUT)],
     }
-    if _have("uvicorn"):
+    if have("uvicorn"):
         base = [py, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
                 "--log-level", "warning", "--loop", "uvloop",
                 "--timeout-keep-alive", str(IDLE_TIMEOUT)]
-        if _have("httptools"):
+        if have("httptools"):
             out["uvicorn+httptools"] = [*base, "--http", "httptools"]
         out["uvicorn+h11"] = [*base, "--http", "h11"]
-    if _have("hypercorn"):
+    if have("hypercorn"):
         out["hypercorn"] = [py, "-m", "hypercorn", app, "-b", f"127.0.0.1:{port}", "-w", "1",
                             "-k", "uvloop", "--log-level", "warning",
                             "--keep-alive", str(IDLE_TIMEOUT)]
@@ -116,74 +109,12 @@ def server_commands(app: str, port: int) -> dict[str, list[str]]:
     return out
 
 
-def _tree(pid: int) -> list[int]:
-    """*pid* and its descendants."""
-    pids, i = [pid], 0
-    while i < len(pids):
-        try:
-            children = Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()
-        except OSError:
-            children = []
-        pids.extend(int(c) for c in children)
-        i += 1
-    return pids
 
 
-def _status_kib(pid: int, field: str) -> int:
-    total = 0
-    for p in _tree(pid):
-        try:
-            text = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(rf"{field}:\s+(\d+) kB", text)
-        total += int(match.group(1)) if match else 0
-    return total
 
 
-def _cpu_seconds(pid: int) -> float:
-    ticks = 0
-    for p in _tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-class Running:
-    """A server process pinned to CPU 0; stopped (SIGTERM, then SIGKILL) on exit."""
-
-    def __init__(self, cmd: list[str], port: int, env: dict[str, str], cwd: Path) -> None:
-        self.port = port
-        self.proc = subprocess.Popen(["taskset", "-c", "0", *cmd], env=env, cwd=cwd,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def __enter__(self) -> Running:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    if s.recv(16).startswith(b"HTTP/1."):
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError("server did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        pids = _tree(self.proc.pid)
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        for pid in pids[1:]:  # workers a killed supervisor left behind
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -198,9 +129,9 @@ def run_wrk(server: Running, mode_args: list[str], duration: float, conns: int) 
     """One wrk run against *server*; CPU is the server tree's, per completed request."""
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
            *mode_args, f"http://127.0.0.1:{server.port}/"]
-    cpu0 = _cpu_seconds(server.proc.pid)
+    cpu0 = cpu_seconds(server.proc.pid)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
-    cpu = _cpu_seconds(server.proc.pid) - cpu0
+    cpu = cpu_seconds(server.proc.pid) - cpu0
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -209,13 +140,13 @@ def run_wrk(server: Running, mode_args: list[str], duration: float, conns: int) 
         latency = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     n = int(total.group(1)) if total else 0
     return Cell(float(rps.group(1)) if rps else 0.0, latency, cpu / n * 1e6 if n else 0.0,
-                _status_kib(server.proc.pid, "VmHWM") / 1024)
+                status_kib(server.proc.pid, "VmHWM") / 1024)
 
 
 def idle_connection_cost(server: Running, count: int) -> float:
     """KiB of server RSS per idle keep-alive connection, each having served one request."""
     time.sleep(0.3)
-    before = _status_kib(server.proc.pid, "VmRSS")
+    before = status_kib(server.proc.pid, "VmRSS")
     socks: list[socket.socket] = []
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     sel = selectors.DefaultSelector()
@@ -239,7 +170,7 @@ def idle_connection_cost(server: Running, count: int) -> float:
             if pending:
                 raise RuntimeError(f"{len(pending)} responses missing")
         time.sleep(1.0)
-        after = _status_kib(server.proc.pid, "VmRSS")
+        after = status_kib(server.proc.pid, "VmRSS")
         alive = sum(1 for s in socks if _still_open(s))
         if alive < count * 0.99:
             raise RuntimeError(f"server closed {count - alive} idle connections")
@@ -308,7 +239,7 @@ def main() -> int:
             for mode in modes:
                 margs = [a.replace("{lua}", str(lua)) for a in MODES[mode]]
                 for name in order:
-                    port = _free_port()
+                    port = free_port()
                     cmd = server_commands(f"bench_apps:{app}", port)[name]
                     try:
                         with Running(cmd, port, env, tmp) as server:
@@ -350,7 +281,7 @@ def main() -> int:
         for name in names:
             row = []
             for count in counts:
-                port = _free_port()
+                port = free_port()
                 cmd = server_commands("bench_apps:hello", port)[name]
                 try:
                     with Running(cmd, port, env, tmp) as server:

@@ -1,0 +1,114 @@
+"""Process plumbing the benchmark scripts share: free ports, pinned peers, /proc readings.
+
+Every benchmark runs its peers as separate processes pinned with ``taskset`` and
+reads their cost from ``/proc`` (CPU ticks and ``VmHWM`` summed over the process
+tree, so a supervisor's workers count), which is the same for every peer and
+needs no cooperation from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def have(module: str) -> bool:
+    """Whether *module* imports in this interpreter (checked in a child: no import here)."""
+    return subprocess.run([sys.executable, "-c", f"import {module}"],
+                          capture_output=True).returncode == 0
+
+
+def tree(pid: int) -> list[int]:
+    """*pid* and its descendants."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            children = Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()
+        except OSError:
+            children = []
+        pids.extend(int(c) for c in children)
+        i += 1
+    return pids
+
+
+def status_kib(pid: int, name: str) -> int:
+    """A ``/proc/PID/status`` field (``VmHWM``, ``VmRSS``) summed over the tree, in KiB."""
+    total = 0
+    for p in tree(pid):
+        try:
+            text = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(rf"{name}:\s+(\d+) kB", text)
+        total += int(match.group(1)) if match else 0
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of the tree so far."""
+    ticks = 0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Running:
+    """A process pinned with taskset to *cpus*; stopped (SIGTERM, then SIGKILL) on exit.
+
+    Ready once a request for *target* sent to *port* gets a response starting
+    with *ready*, so a proxy is only measured once it can reach its origin.
+    """
+
+    def __init__(self, cmd: list[str], port: int, env: dict[str, str], cwd: Path,
+                 cpus: str = "0", target: str = "/", ready: bytes = b"HTTP/1.") -> None:
+        self.port = port
+        self.target = target
+        self.ready = ready
+        self.cmd = cmd
+        self.proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], env=env, cwd=cwd,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def __enter__(self) -> Running:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    s.sendall(f"GET {self.target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Connection: close\r\n\r\n".encode())
+                    if s.recv(16).startswith(self.ready):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError(f"{' '.join(self.cmd)} did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        pids = tree(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in pids[1:]:  # workers a killed parent left behind
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
