@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 from onehop.core import NEED_DATA, PAUSED, Connection, Event, Role
 
 
@@ -36,3 +41,29 @@ class ConnectionPair:
     def server_sends(self, *evs: Event) -> list[Event]:
         """Send events from the server; return what the client parses."""
         return events(self.client, b"".join(self.server.send(e) for e in evs))
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (for peers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def is_alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie awaiting its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll *predicate* until it holds or *timeout* seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()

@@ -13,16 +13,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.helpers import free_port  # noqa: F401  (re-exported)
+
 HERE = Path(__file__).resolve().parent
 NGINX = "/usr/sbin/nginx"
 NODE = "/usr/bin/node"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

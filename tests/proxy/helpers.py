@@ -11,6 +11,7 @@ from typing import Any
 
 from onehop.probe.wire import Response, Wire, request
 from onehop.proxy import Proxy, ProxyConfig
+from tests.helpers import free_port  # noqa: F401  (re-exported)
 
 
 class ProxyThread:
@@ -100,12 +101,6 @@ def read_head(sock: socket.socket) -> bytes:
         buf += chunk
     return buf
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -9,13 +9,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import is_alive, wait_for
 from tests.proxy.helpers import RawUpstream, free_port, read_head
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,14 +35,6 @@ def tree(pid: int) -> list[int]:
         i += 1
     return [p for p in pids if is_alive(p)]
 
-
-def is_alive(pid: int) -> bool:
-    """Whether *pid* runs (a zombie awaiting its reaper counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def socket_inodes(pid: int) -> set[int]:
@@ -70,14 +62,6 @@ def tcp_inode(local_port: int, remote_port: int) -> int | None:
             return int(cols[9])
     return None
 
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 class Origin:

@@ -9,22 +9,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port, is_alive, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.server.apps:app"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -47,14 +44,6 @@ def serve(*args: str) -> Iterator[subprocess.Popen[bytes]]:
         if proc.stdout is not None:
             proc.stdout.close()
 
-
-def is_alive(pid: int) -> bool:
-    """Whether *pid* runs (a zombie awaiting its reaper counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def get(port: int, timeout: float = 10) -> tuple[int, bytes]:
@@ -91,17 +80,9 @@ def workers_of(pid: int) -> set[int]:
     return found
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
 
 def test_serve_cli_answers_and_exits_cleanly_on_sigterm() -> None:
-    port = _free_port()
+    port = free_port()
     with serve("--port", str(port)) as proc:
         status, body = get(port)
         assert status == 200 and body == b"pid=%d" % proc.pid
@@ -123,7 +104,7 @@ def _serve_fails(*args: str) -> tuple[int, str]:
     ("tests.server.apps", "must look like 'module:attribute'"),
 ])
 def test_serve_cli_bad_app_reference_is_named_without_traceback(app: str, says: str) -> None:
-    status, out = _serve_fails(app, "--port", str(_free_port()))
+    status, out = _serve_fails(app, "--port", str(free_port()))
     assert status == 3 and says in out and "Traceback" not in out
 
 
@@ -149,7 +130,7 @@ def test_serve_cli_port_in_use_says_so_and_exits_3(workers: str) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_restart_a_dead_worker_and_sigterm_stops_all() -> None:
-    port = _free_port()
+    port = free_port()
     with serve("--port", str(port), "--workers", "2") as proc:
         assert wait_for(lambda: len(workers_of(proc.pid)) == 2), "two workers expected"
         assert get(port)[0] == 200
