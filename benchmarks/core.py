@@ -21,10 +21,12 @@ Method: each iteration builds its connection or parser untimed (so construction
 cost is excluded for every library), then times only the library calls with
 ``time.perf_counter``; the clock's own cost is calibrated and subtracted. GC is
 off while timing (as in ``timeit``). Each measurement is the best of several
-repeats. Serializing runs on one persistent connection; the peer's message that
-lets the next one be sent is fed untimed (h11's ``start_next_cycle`` is untimed
-too, which favours h11). httptools header names are lower-cased in the callback,
-as uvicorn does, so all three deliver the same data. Before timing, every
+repeats; the libraries of a row take their repeats in turn, so that a change in
+the machine's load hits them alike. Serializing runs on one persistent
+connection; the peer's message that lets the next one be sent is fed untimed
+(h11's ``start_next_cycle`` is untimed too, which favours h11). httptools header
+names are lower-cased in the callback, as uvicorn does, so all three deliver the
+same data. Before timing, every
 library's result is checked to be the same message.
 """
 
@@ -617,33 +619,53 @@ def clock_overhead() -> float:
 
 def measure(case: Case, seconds: float, repeats: int, overhead: float) -> dict[str, Any]:
     """Best-of-*repeats* messages per second, with about *seconds* timed in all."""
+    return measure_row([case], seconds, repeats, overhead)[0]
+
+
+def measure_row(
+    cases: list[Case], seconds: float, repeats: int, overhead: float
+) -> list[dict[str, Any]]:
+    """:func:`measure` for the libraries of one row, their repeats interleaved.
+
+    Each repeat runs every library once, in turn, so that a change in the
+    machine's load (other processes on a shared host) hits them alike and the
+    ratios stay meaningful. Each case still gets about *seconds* timed in all
+    and its best repeat is kept.
+    """
     gc.disable()
     try:
-        n, spent = 16, 0.0
-        while True:  # calibrate
-            spent = _run(case.setup, case.work, n)
-            if spent > 0.02 or n > 1_000_000:
-                break
-            n *= 4
-        per_iter = spent / n
-        n = max(16, int(seconds / repeats / per_iter))
-        best = math.inf
+        counts = []
+        for case in cases:
+            n, spent = 16, 0.0
+            while True:  # calibrate
+                spent = _run(case.setup, case.work, n)
+                if spent > 0.02 or n > 1_000_000:
+                    break
+                n *= 4
+            per_iter = spent / n
+            counts.append(max(16, int(seconds / repeats / per_iter)))
+        best = [math.inf] * len(cases)
         for _ in range(repeats):
-            timed = _run(case.setup, case.work, n) - n * case.segments * overhead
-            best = min(best, timed / n)
-            gc.collect()
+            for i, case in enumerate(cases):
+                n = counts[i]
+                timed = _run(case.setup, case.work, n) - n * case.segments * overhead
+                best[i] = min(best[i], timed / n)
+                gc.collect()
     finally:
         gc.enable()
-    rate = case.messages / best
-    return {
-        "scenario": case.scenario,
-        "op": case.op,
-        "lib": case.lib,
-        "msgs_per_s": rate,
-        "us_per_msg": 1e6 / rate,
-        "iterations": n,
-        "repeats": repeats,
-    }
+    results = []
+    for case, n, b in zip(cases, counts, best, strict=True):
+        rate = case.messages / b
+        results.append({
+            "scenario": case.scenario,
+            "op": case.op,
+            "lib": case.lib,
+            "msgs_per_s": rate,
+            "us_per_msg": 1e6 / rate,
+            "iterations": n,
+            "repeats": repeats,
+        })
+    return results
 
 
 def oh_check_send(role: Role) -> Callable[[OhPersistent], list[Norm]]:
@@ -845,11 +867,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{seconds:g} s x best of {repeats}; clock overhead {overhead * 1e9:.0f} ns",
           file=log)
     results = []
+    by_row: dict[tuple[str, str], list[Case]] = {}
     for case in cases:
-        r = measure(case, seconds, repeats, overhead)
-        results.append(r)
-        print(f"  {case.scenario:9} {case.op:9} {case.lib:9} {r['msgs_per_s']:>12,.0f} msg/s"
-              f"  {r['us_per_msg']:7.2f} us", file=log)
+        by_row.setdefault((case.scenario, case.op), []).append(case)
+    for row in by_row.values():
+        for r in measure_row(row, seconds, repeats, overhead):
+            results.append(r)
+            print(f"  {r['scenario']:9} {r['op']:9} {r['lib']:9} {r['msgs_per_s']:>12,.0f} msg/s"
+                  f"  {r['us_per_msg']:7.2f} us", file=log)
     rows = summarize(results)
     if args.json:
         json.dump({

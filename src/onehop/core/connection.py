@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
+from operator import itemgetter
 from typing import Final
 
 from onehop.core.events import (
@@ -28,20 +29,30 @@ from onehop.core.events import (
     Response,
     _Sentinel,
 )
-from onehop.core.framing import Framing, is_chunked, message_framing, parse_content_length
+from onehop.core.framing import (
+    MAX_CONTENT_LENGTH_DIGITS,
+    Framing,
+    is_chunked,
+    message_framing,
+    parse_content_length,
+)
 from onehop.core.headers import (
+    EMPTY_HEADERS,
     HOP_BY_HOP_FIELDS,
     NO_CONNECTION_INFO,
     TOKEN_RE,
     ConnectionInfo,
     Field,
     Headers,
-    scan_fields,
-    split_fields,
+    _new,
+    _scan,
+    _split,
 )
 from onehop.core.persistence import persists_after
 from onehop.core.reader import (
     DEFAULT_LIMITS,
+    REQUEST_LINE_CRLF_RE,
+    STATUS_LINE_CRLF_RE,
     ChunkedReader,
     HeadParser,
     Limits,
@@ -50,8 +61,15 @@ from onehop.core.reader import (
     parse_status_line,
 )
 from onehop.core.state import State, Trigger, transition
-from onehop.core.target import check_host, check_request_target
-from onehop.core.writer import BodyWriter, write_head
+from onehop.core.target import _HOST_RE, check_host, check_request_target
+from onehop.core.writer import (
+    CHUNKED_WRITER,
+    FIELD_LINE,
+    NO_BODY_WRITER,
+    RAW_AND_VALUE,
+    BodyWriter,
+    write_head,
+)
 from onehop.errors import (
     BodyTooLarge,
     FramingMismatch,
@@ -71,6 +89,27 @@ class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
 
+
+# Module-level aliases: a global load is cheaper than an Enum attribute on the hot path.
+_IDLE: Final = State.IDLE
+_BODY: Final = State.BODY
+_PAUSED: Final = State.PAUSED
+_DONE: Final = State.DONE
+_ERROR: Final = State.ERROR
+_CLOSED: Final = State.CLOSED
+_NO_BODY: Final = Framing.NO_BODY
+_LENGTH: Final = Framing.LENGTH
+_CHUNKED: Final = Framing.CHUNKED
+_UNTIL_CLOSE: Final = Framing.UNTIL_CLOSE
+_TUNNEL: Final = Framing.TUNNEL
+
+_NAME: Final = itemgetter(0)
+#: Methods that need no token check when sent (a set lookup instead of a regex).
+_COMMON_METHODS: Final = frozenset(
+    {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"}
+)
+#: Names that may not be sent among the end-to-end ``headers``.
+_NOT_END_TO_END: Final = HOP_BY_HOP_FIELDS | {b"close"}
 
 _TARGET_RE: Final = re.compile(rb"[\x21-\x7e]+")
 _REASON_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
@@ -110,7 +149,7 @@ def _offers_upgrade(conn: ConnectionInfo) -> bool:
 
 def _sends_upgrade(conn: ConnectionInfo) -> bool:
     """A message we send offers Upgrade when it carries the field: the writer lists it."""
-    return b"upgrade" in conn.fields
+    return conn is not NO_CONNECTION_INFO and b"upgrade" in map(_NAME, conn.fields._fields)
 
 
 class Connection:
@@ -140,6 +179,7 @@ class Connection:
         "_head",
         "_http10_keep_alive",
         "_intermediary",
+        "_is_server",
         "_limits",
         "_outstanding",
         "_persist",
@@ -164,6 +204,7 @@ class Connection:
         http10_keep_alive: bool = True,
     ) -> None:
         self.role = role
+        self._is_server = role is Role.SERVER
         self._limits = limits
         self._intermediary = intermediary
         self._allow_keep_alive = keep_alive
@@ -171,14 +212,14 @@ class Connection:
         self._buf = bytearray()
         self._eof = False
         self._head = HeadParser(limits, is_request=role is Role.SERVER)
-        self._read = State.IDLE
-        self._write = State.IDLE
+        self._read = _IDLE
+        self._write = _IDLE
         self._persist = keep_alive
         self._error: ProtocolError | None = None
-        self._rframing = Framing.NO_BODY
+        self._rframing = _NO_BODY
         self._rleft = 0
         self._chunked: ChunkedReader | None = None
-        self._wbody = BodyWriter(Framing.NO_BODY)
+        self._wbody = NO_BODY_WRITER
         # server: the request being answered (None once its response is complete)
         self._request: Request | None = None
         self._response_done = False
@@ -210,10 +251,10 @@ class Connection:
         RFC 9112 §9.6: after ``close`` is sent or received, no further request
         is sent or processed.
         """
-        return self._write in (State.DONE, State.CLOSED, State.ERROR) or (self._read in (
-            State.DONE,
-            State.CLOSED,
-            State.ERROR,
+        return self._write in (_DONE, _CLOSED, _ERROR) or (self._read in (
+            _DONE,
+            _CLOSED,
+            _ERROR,
         ) and not (self.role is Role.SERVER and self._request is not None))
 
     @property
@@ -223,8 +264,8 @@ class Connection:
         A client pool returns a connection only in this state (RFC 9112 §9.3).
         """
         return (
-            self._write is State.IDLE
-            and self._read is State.IDLE
+            self._write is _IDLE
+            and self._read is _IDLE
             and not self._outstanding
             and not self._buf
             and not self._eof
@@ -234,7 +275,7 @@ class Connection:
     @property
     def can_send_request(self) -> bool:
         """Client: whether a new request may be written now (pipelining allowed)."""
-        return self.role is Role.CLIENT and self._write is State.IDLE and self._persist
+        return self.role is Role.CLIENT and self._write is _IDLE and self._persist
 
     @property
     def unanswered_requests(self) -> list[Request]:
@@ -282,27 +323,41 @@ class Connection:
         """
         state = self._read
         try:
-            if state is State.BODY:
+            if state is _BODY:
+                if self._rframing is _NO_BODY and self._is_server:
+                    # (_end_read inlined for the commonest event: a bodiless request ends.)
+                    self._head._scanned = 0
+                    if not self._persist:
+                        self._read = _DONE
+                    elif self._response_done:
+                        self._read = _IDLE
+                    else:
+                        self._read = _PAUSED
+                    end = _new(EndOfMessage)
+                    end.trailers = EMPTY_HEADERS
+                    return end
+                if self._rframing is _CHUNKED:
+                    return self._read_chunked()
                 return self._read_body()
-            if state is State.IDLE:
-                if self.role is Role.SERVER:
+            if state is _IDLE:
+                if self._is_server:
                     return self._read_request()
                 return self._read_response()
         except RemoteProtocolError as exc:
             self._fail_read(exc)
             raise
-        if state is State.ERROR:
+        if state is _ERROR:
             assert self._error is not None
             raise self._error
-        if state is State.CLOSED:
+        if state is _CLOSED:
             return ConnectionClosed()
-        if state is State.DONE and self._eof and not self._buf:
+        if state is _DONE and self._eof and not self._buf:
             self._read = transition(state, Trigger.CLOSE)
             return ConnectionClosed()
         return PAUSED
 
     def _fail_read(self, exc: ProtocolError) -> None:
-        self._read = State.ERROR
+        self._read = _ERROR
         self._error = exc
         self._persist = False
 
@@ -313,21 +368,49 @@ class Connection:
         return ConnectionClosed()
 
     def _read_request(self) -> Event | _Sentinel:
-        got = self._head.take_head(self._buf)
-        if got is None:
-            return self._closed_between_messages() if self._eof else NEED_DATA
-        start, block = got
-        method, target, version = parse_request_line(start)
-        check_request_target(method, target)
-        fields = parse_fields(block, self._limits)
-        special = scan_fields(fields)
-        check_host(special.get(b"host") if special else None, version)
-        framing, length = message_framing(special, version, request_method=method,
-                                          status_code=None)
-        headers, conn = split_fields(fields, special)
-        self._start_body(framing, length)
-        # (HTTP/1.1 without options persists: skip the call on the hot path.)
-        if (conn.options or version == b"1.0") and not persists_after(
+        buf = self._buf
+        head = self._head
+        limits = self._limits
+        # Fast path (HeadParser.take_head_fast); the slow path below names any fault.
+        fast = head.take_head_fast(buf, REQUEST_LINE_CRLF_RE)
+        if fast is not None:
+            (method, target, minor), fields = fast
+            version = b"1.0" if minor == b"0" else b"1.1"
+            if target[:1] != b"/" or method == b"CONNECT" or b"#" in target:
+                check_request_target(method, target)
+        else:
+            got = head.take_head(buf)
+            if got is None:
+                return self._closed_between_messages() if self._eof else NEED_DATA
+            start, block = got
+            method, target, version = parse_request_line(start)
+            check_request_target(method, target)
+            fields = parse_fields(block, limits)
+        hits, special = _scan(fields)
+        if special is None:
+            check_host(None, version)
+            framing, length = _NO_BODY, 0
+        else:
+            hosts = special.get(b"host")
+            if hosts is None or len(hosts) != 1 or _HOST_RE.fullmatch(hosts[0]) is None:
+                check_host(hosts, version)  # (names the fault, or accepts HTTP/1.0 without)
+            cl = special.get(b"content-length")
+            if b"transfer-encoding" in special:
+                framing, length = message_framing(special, version, request_method=method,
+                                                  status_code=None)
+            elif cl is None:
+                framing, length = _NO_BODY, 0
+            elif len(cl) == 1 and cl[0].isdigit() and len(cl[0]) <= MAX_CONTENT_LENGTH_DIGITS:
+                framing, length = _LENGTH, int(cl[0])  # (what parse_content_length returns)
+            else:
+                framing, length = _LENGTH, parse_content_length(cl)
+        headers, conn = _split(fields, special, hits)
+        if framing is not _NO_BODY:
+            self._start_body(framing, length)
+        else:
+            self._rframing = _NO_BODY
+        # (HTTP/1.1 without "close" persists: skip the call on the hot path.)
+        if (version == b"1.0" or b"close" in conn.options) and not persists_after(
             version,
             conn.options,
             is_request=True,
@@ -335,65 +418,112 @@ class Connection:
             honor_http10_keep_alive=self._http10_keep_alive,
         ):
             self._persist = False
-        request = Request(method, target, headers, conn, version)
+        # (Request's __init__ without its frame: every part is already bytes/Headers.)
+        request = _new(Request)
+        request.method = method
+        request.target = target
+        request.headers = headers
+        request.connection = conn
+        request.http_version = version
         self._request = request
         self._response_done = False
-        self._read = transition(State.IDLE, Trigger.HEAD)
+        self._read = _BODY  # (IDLE --HEAD--> BODY)
         return request
 
     def _read_response(self) -> Event | _Sentinel:
-        if not self._outstanding:
+        outstanding = self._outstanding
+        if not outstanding:
             # Nothing asked: whatever arrives (a 408, garbage) is not parsed;
             # a pool sees ``buffered``/EOF and discards the connection.
             if self._eof and not self._buf:
                 return self._closed_between_messages()
             return PAUSED
-        got = self._head.take_head(self._buf)
-        if got is None:
-            return self._closed_between_messages() if self._eof else NEED_DATA
-        start, block = got
-        version, status, reason = parse_status_line(start)
-        fields = parse_fields(block, self._limits)
-        special = scan_fields(fields)
-        headers, conn = split_fields(fields, special)
-        request = self._outstanding[0]
+        buf = self._buf
+        head = self._head
+        limits = self._limits
+        # Fast path, as in _read_request.
+        fast = head.take_head_fast(buf, STATUS_LINE_CRLF_RE)
+        if fast is not None:
+            (minor, code, reason), fields = fast
+            version = b"1.0" if minor == b"0" else b"1.1"
+            status = int(code)
+            if reason is None:
+                reason = b""
+        else:
+            got = head.take_head(buf)
+            if got is None:
+                return self._closed_between_messages() if self._eof else NEED_DATA
+            start, block = got
+            version, status, reason = parse_status_line(start)
+            fields = parse_fields(block, limits)
+        hits, special = _scan(fields)
+        headers, conn = _split(fields, special, hits)
+        request = outstanding[0]
         if status < 200:
             event = InformationalResponse(status, headers, reason, conn, version)
             if status == 101:
                 if not _sends_upgrade(request.connection):
                     raise UnexpectedResponse("101 Switching Protocols without an Upgrade offer")
-                self._outstanding.popleft()
+                outstanding.popleft()
                 self._switch()
             return event
-        framing, length = message_framing(
-            special, version, request_method=request.method, status_code=status
-        )
-        response = Response(status, headers, reason, conn, version)
-        if framing is Framing.TUNNEL:
-            self._outstanding.popleft()
+        method = request.method
+        te = cl = None
+        if special is not None:
+            te = special.get(b"transfer-encoding")
+            cl = special.get(b"content-length")
+        if (
+            status == 204 or status == 304 or method == b"HEAD" or method == b"CONNECT"
+            or (te is None) == (cl is None)
+        ):
+            framing, length = message_framing(
+                special, version, request_method=method, status_code=status
+            )
+        # The usual cases of message_framing, with its checks:
+        elif te is None:
+            assert cl is not None
+            if len(cl) == 1 and cl[0].isdigit() and len(cl[0]) <= MAX_CONTENT_LENGTH_DIGITS:
+                framing, length = _LENGTH, int(cl[0])
+            else:
+                framing, length = _LENGTH, parse_content_length(cl)
+        elif te == [b"chunked"] and version == b"1.1":
+            framing, length = _CHUNKED, 0
+        else:
+            framing, length = message_framing(
+                special, version, request_method=method, status_code=status
+            )
+        response = _new(Response)
+        response.status_code = status
+        response.headers = headers
+        response.reason = reason
+        response.connection = conn
+        response.http_version = version
+        if framing is _TUNNEL:
+            outstanding.popleft()
             self._switch()
             return response
-        if framing is Framing.UNTIL_CLOSE or not persists_after(
-            version, conn.options, is_request=False,
-            honor_http10_keep_alive=self._http10_keep_alive,
+        if framing is _UNTIL_CLOSE or (
+            (version == b"1.0" or b"close" in conn.options)
+            and not persists_after(version, conn.options, is_request=False,
+                                   honor_http10_keep_alive=self._http10_keep_alive)
         ):
             self._persist = False
         self._start_body(framing, length)
-        self._read = transition(State.IDLE, Trigger.HEAD)
+        self._read = _BODY  # (IDLE --HEAD--> BODY)
         return response
 
     def _start_body(self, framing: Framing, length: int) -> None:
         limit = self._limits.max_body_size
-        if limit is not None and framing is Framing.LENGTH and length > limit:
+        if limit is not None and framing is _LENGTH and length > limit:
             raise BodyTooLarge(f"Content-Length {length} exceeds the limit of {limit} bytes")
         self._rframing = framing
         self._rleft = length
-        self._chunked = ChunkedReader(self._limits) if framing is Framing.CHUNKED else None
+        self._chunked = ChunkedReader(self._limits) if framing is _CHUNKED else None
 
     def _read_body(self) -> Event | _Sentinel:
         framing = self._rframing
         buf = self._buf
-        if framing is Framing.LENGTH:
+        if framing is _LENGTH:
             left = self._rleft
             if left == 0:
                 return self._end_read(EndOfMessage())
@@ -408,16 +538,14 @@ class Connection:
                 data = bytes(buf[:left])
                 del buf[:left]
             self._rleft = left - len(data)
-            return Data(data)
-        if framing is Framing.CHUNKED:
-            assert self._chunked is not None
-            got = self._chunked.read(buf, self._eof)
-            if got is None:
-                return NEED_DATA
-            if isinstance(got, bytes):
-                return Data(got)
-            return self._end_read(EndOfMessage(Headers._trusted(got)))
-        if framing is Framing.UNTIL_CLOSE:
+            event = _new(Data)  # (Data's __init__ without its frame)
+            event.data = data
+            return event
+        if framing is _NO_BODY:
+            return self._end_read(EndOfMessage())
+        if framing is _CHUNKED:
+            return self._read_chunked()
+        if framing is _UNTIL_CLOSE:
             if buf:
                 limit = self._limits.max_body_size
                 self._rleft += len(buf)
@@ -431,29 +559,44 @@ class Connection:
             return NEED_DATA
         return self._end_read(EndOfMessage())
 
+    def _read_chunked(self) -> Event | _Sentinel:
+        assert self._chunked is not None
+        got = self._chunked.read(self._buf, self._eof)
+        if got is None:
+            return NEED_DATA
+        # (Events built without their __init__ frames: the parts are already checked.)
+        if isinstance(got, bytes):
+            data = _new(Data)
+            data.data = got
+            return data
+        trailers = _new(Headers)
+        trailers._fields = got
+        end = _new(EndOfMessage)
+        end.trailers = trailers
+        return self._end_read(end)
+
     def _end_read(self, event: EndOfMessage) -> EndOfMessage:
-        if self.role is Role.SERVER:
+        # The reader is in BODY here: END -> IDLE, END_LAST -> DONE, PAUSE -> PAUSED.
+        self._head._scanned = 0
+        if self._is_server:
             if not self._persist:
-                trigger = Trigger.END_LAST
+                self._read = _DONE
             elif self._response_done:
-                trigger = Trigger.END
+                self._read = _IDLE
             else:
-                trigger = Trigger.PAUSE
-            self._read = transition(self._read, trigger)
-            self._head.reset()
+                self._read = _PAUSED
             return event
         request = self._outstanding.popleft()
         if self._persist:
-            self._read = transition(self._read, Trigger.END)
-            if self._write is State.PAUSED and (
+            self._read = _IDLE
+            if self._write is _PAUSED and (
                 request.method == b"CONNECT" or _sends_upgrade(request.connection)
             ):
-                self._write = transition(self._write, Trigger.RESUME)
+                self._write = _IDLE  # (PAUSED --RESUME--> IDLE)
         else:
-            self._read = transition(self._read, Trigger.END_LAST)
-            if self._write in (State.IDLE, State.PAUSED):
-                self._write = State.DONE
-        self._head.reset()
+            self._read = _DONE
+            if self._write is _IDLE or self._write is _PAUSED:
+                self._write = _DONE
         return event
 
     def _switch(self) -> None:
@@ -471,9 +614,18 @@ class Connection:
                 is unchanged, so the caller may send something else.
         """
         if type(event) is Data:
-            if self._write is not State.BODY:
+            if self._write is not _BODY:
                 raise InvalidSendState(f"cannot send Data in state {self._write.name}")
-            return self._wbody.data(event.data)
+            body = self._wbody
+            data = event.data
+            # (BodyWriter.data's commonest cases, inlined)
+            framing = body.framing
+            if framing is _LENGTH and len(data) <= body.remaining:
+                body.remaining -= len(data)
+                return data
+            if framing is _CHUNKED and data:
+                return b"%x\r\n%s\r\n" % (len(data), data)
+            return body.data(data)
         if type(event) is EndOfMessage:
             return self._send_end(event)
         if type(event) is Response:
@@ -498,34 +650,40 @@ class Connection:
         Sets ``self._sent_host`` as a by-product, so the Host rule needs no second pass.
         """
         nominated = conn.options
-        lengths: list[bytes] = []
-        has_host = False
-        for f in headers.fields:
+        fields = headers._fields
+        names = list(map(_NAME, fields))
+        if not _NOT_END_TO_END.isdisjoint(names) or (
+            nominated and not nominated.isdisjoint(names)
+        ):
+            self._reject_hop_by_hop(fields, nominated)
+        self._sent_host = b"host" in names
+        lengths = [f[2] for f in fields if f[0] == b"content-length"] if (
+            b"content-length" in names) else []
+        for option in nominated:  # (empty for the shared NO_CONNECTION_INFO)
+            if not TOKEN_RE.fullmatch(option):
+                raise InvalidMessageToSend(f"connection option {option!r} is not a token")
+        return lengths
+
+    @staticmethod
+    def _reject_hop_by_hop(fields: list[Field], nominated: frozenset[bytes]) -> None:
+        for f in fields:
             name = f[0]
-            if name == b"host":
-                has_host = True
-                continue
-            if name in HOP_BY_HOP_FIELDS or name in nominated or name == b"close":
+            if name in _NOT_END_TO_END or name in nominated:
                 # "close" is a reserved field name (RFC 9110 §18.4): our own
                 # ``Connection: close`` would nominate it and strip it.
                 raise HopByHopInHeaders(
                     f"{f[1].decode('latin-1')!r} is hop-by-hop: pass it in `connection`, not "
                     "`headers` (RFC 9110 §7.6.1)"
                 )
-            if name == b"content-length":
-                lengths.append(f[2])
-        self._sent_host = has_host
-        for option in nominated:  # (empty for the shared NO_CONNECTION_INFO)
-            if not TOKEN_RE.fullmatch(option):
-                raise InvalidMessageToSend(f"connection option {option!r} is not a token")
-        return lengths
 
-    def _connection_tokens(self, conn: ConnectionInfo, persist: bool, peer_10: bool) -> list[bytes]:
-        tokens: list[bytes] = []
+    @staticmethod
+    def _connection_tokens(conn: ConnectionInfo, persist: bool, peer_10: bool) -> list[bytes]:
         if not persist:
-            tokens.append(b"close")
+            tokens = [b"close"]
         elif peer_10:
-            tokens.append(b"keep-alive")
+            tokens = [b"keep-alive"]
+        else:
+            tokens = []
         if conn is NO_CONNECTION_INFO:
             return tokens
         for f in conn.fields.fields:
@@ -549,11 +707,10 @@ class Connection:
 
     @staticmethod
     def _wants_chunked(conn: ConnectionInfo) -> bool:
-        if conn is NO_CONNECTION_INFO:
+        if conn is NO_CONNECTION_INFO or b"transfer-encoding" not in map(
+                _NAME, conn.fields._fields):
             return False
         te = conn.fields.get_all(b"transfer-encoding")
-        if not te:
-            return False
         try:
             return is_chunked(te)
         except ProtocolError as exc:
@@ -561,63 +718,73 @@ class Connection:
 
     @staticmethod
     def _length(values: list[bytes]) -> int:
+        if len(values) == 1:
+            value = values[0]
+            if value.isdigit() and len(value) <= MAX_CONTENT_LENGTH_DIGITS:
+                return int(value)  # (what parse_content_length returns for it)
         try:
             return parse_content_length(values)
         except ProtocolError as exc:
             raise FramingMismatch(f"cannot send Content-Length: {exc.msg}") from None
 
     def _send_request(self, event: Request) -> bytes:
-        if self.role is not Role.CLIENT:
+        if self._is_server:
             raise InvalidSendState("only a client sends requests")
-        if self._write is not State.IDLE or (not self._persist and self._outstanding):
+        if self._write is not _IDLE or (not self._persist and self._outstanding):
             raise InvalidSendState(
                 f"cannot send a request now (writer {self._write.name}"
                 + (", connection closing)" if not self._persist else ")")
             )
         method, target, version = event.method, event.target, event.http_version
-        if not TOKEN_RE.fullmatch(method):
+        if method not in _COMMON_METHODS and not TOKEN_RE.fullmatch(method):
             raise InvalidMessageToSend(f"invalid method {method!r}")
         if not _TARGET_RE.fullmatch(target):
             raise InvalidMessageToSend(f"invalid request-target {target!r}")
-        if version not in (b"1.1", b"1.0"):
+        if version != b"1.1" and version != b"1.0":
             raise InvalidMessageToSend(f"cannot send HTTP/{version.decode('latin-1')}")
-        try:
-            check_request_target(method, target)
-        except ProtocolError as exc:
-            raise InvalidMessageToSend(exc.msg) from None
+        if target[:1] != b"/" or method == b"CONNECT" or b"#" in target:
+            try:
+                check_request_target(method, target)
+            except ProtocolError as exc:
+                raise InvalidMessageToSend(exc.msg) from None
         conn = event.connection
         lengths = self._check_fields(event.headers, conn)
         if version == b"1.1" and not self._sent_host:
             raise InvalidMessageToSend("an HTTP/1.1 request needs a Host field (RFC 9112 §3.2)")
-        chunked = self._wants_chunked(conn)
+        chunked = conn is not NO_CONNECTION_INFO and self._wants_chunked(conn)
         if chunked and lengths:
             raise FramingMismatch("both Content-Length and chunked requested")
         if chunked and version == b"1.0":
             raise FramingMismatch("HTTP/1.0 cannot carry chunked content")
         if lengths:
-            body = BodyWriter(Framing.LENGTH, self._length(lengths))
+            body = BodyWriter(_LENGTH, self._length(lengths))
         elif chunked:
-            body = BodyWriter(Framing.CHUNKED)
+            body = CHUNKED_WRITER
         else:
-            body = BodyWriter(Framing.NO_BODY)
-        persist = self._persist and self._allow_keep_alive and not conn.close
-        tokens = self._connection_tokens(conn, persist, version == b"1.0")
-        head = write_head(
-            b"%s %s HTTP/%s" % (method, target, version),
-            event.headers.fields,
-            self._conn_fields_to_write(conn, persist),
-            tokens,
-            b"Transfer-Encoding: chunked" if chunked else b"",
-        )
+            body = NO_BODY_WRITER
+        persist = self._persist and self._allow_keep_alive and b"close" not in conn.options
+        fields = event.headers._fields
+        if conn is NO_CONNECTION_INFO and persist and version == b"1.1" and fields:
+            # (write_head's commonest case inlined: no Connection line, no framing line.)
+            head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (
+                method, target, b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, fields))))
+        else:
+            head = write_head(
+                b"%s %s HTTP/%s" % (method, target, version),
+                event.headers._fields,
+                self._conn_fields_to_write(conn, persist),
+                self._connection_tokens(conn, persist, version == b"1.0"),
+                b"Transfer-Encoding: chunked" if chunked else b"",
+            )
         self._persist = persist
         self._wbody = body
         self._outstanding.append(event)
-        self._write = transition(self._write, Trigger.HEAD)
+        self._write = _BODY  # (IDLE --HEAD--> BODY)
         return head
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
         request = self._request
-        if self.role is not Role.SERVER or request is None or self._write is not State.IDLE:
+        if self.role is not Role.SERVER or request is None or self._write is not _IDLE:
             raise InvalidSendState("a 1xx response needs a request awaiting its response")
         status = event.status_code
         if not 100 <= status <= 199:
@@ -631,7 +798,7 @@ class Connection:
         if switching:
             if not _offers_upgrade(request.connection) or b"upgrade" not in conn.fields:
                 raise InvalidMessageToSend("101 needs an Upgrade offer and an Upgrade field")
-            if self._read not in (State.PAUSED, State.DONE):
+            if self._read not in (_PAUSED, _DONE):
                 raise InvalidSendState("cannot switch protocols before the request is complete")
         # RFC 9110 §7.6.1/§15.2: 1xx responses never end the connection; no close here.
         tokens = self._connection_tokens(conn, True, False)
@@ -659,18 +826,18 @@ class Connection:
         return b"HTTP/1.1 %d %s" % (event.status_code, reason)
 
     def _send_response(self, event: Response) -> bytes:
-        if self.role is not Role.SERVER:
+        if not self._is_server:
             raise InvalidSendState("only a server sends responses")
         request = self._request
-        if self._write is not State.IDLE or (request is None and self._read is not State.ERROR
-                                             and self._read is not State.IDLE):
+        if self._write is not _IDLE or (request is None and self._read is not _ERROR
+                                             and self._read is not _IDLE):
             raise InvalidSendState(f"cannot send a response now (writer {self._write.name})")
         status = event.status_code
         if not 200 <= status <= 999:
             raise InvalidMessageToSend(f"{status} is not a final status")
         conn = event.connection
         lengths = self._check_fields(event.headers, conn)
-        chunked = self._wants_chunked(conn)
+        chunked = conn is not NO_CONNECTION_INFO and self._wants_chunked(conn)
         if chunked and lengths:
             raise FramingMismatch("both Content-Length and chunked requested")
         method = request.method if request is not None else b"GET"
@@ -680,70 +847,84 @@ class Connection:
             if lengths or chunked:
                 raise FramingMismatch("a 2xx response to CONNECT has no framing fields "
                                       "(RFC 9110 §9.3.6)")
-            framing = Framing.TUNNEL
+            framing = _TUNNEL
         elif status in (204, 304) or method == b"HEAD":
             if lengths and status == 204:
                 raise FramingMismatch("a 204 response MUST NOT carry Content-Length "
                                       "(RFC 9110 §8.6)")
-            framing = Framing.NO_BODY
+            framing = _NO_BODY
         elif lengths:
-            framing = Framing.LENGTH
+            framing = _LENGTH
         elif not peer_10:
-            framing = Framing.CHUNKED
+            framing = _CHUNKED
             framing_line = b"Transfer-Encoding: chunked"
         else:
-            framing = Framing.UNTIL_CLOSE  # never chunked to an HTTP/1.0 peer
+            framing = _UNTIL_CLOSE  # never chunked to an HTTP/1.0 peer
         persist = (
             self._persist
             and request is not None
-            and not conn.close
-            and framing is not Framing.UNTIL_CLOSE
-            and self._read is not State.ERROR
+            and b"close" not in conn.options
+            and framing is not _UNTIL_CLOSE
+            and self._read is not _ERROR
         )
-        tokens = self._connection_tokens(conn, persist, peer_10)
-        if framing is Framing.TUNNEL:
+        if conn is NO_CONNECTION_INFO and persist and not peer_10:
+            tokens: list[bytes] = []
+            conn_fields: list[Field] = []
+        else:
+            tokens = self._connection_tokens(conn, persist, peer_10)
+            conn_fields = self._conn_fields_to_write(conn, persist)
+        if framing is _TUNNEL:
             tokens = [t for t in tokens if t not in (b"close", b"keep-alive")]
+        status_line = None if event.reason else _STATUS_LINES.get(status)
         head = write_head(
-            self._status_line(event),
-            event.headers.fields,
-            self._conn_fields_to_write(conn, persist),
-            tokens,
-            framing_line,
+            status_line or self._status_line(event),
+            event.headers._fields, conn_fields, tokens, framing_line,
         )
-        if framing is Framing.TUNNEL:
-            if self._read not in (State.PAUSED, State.DONE):
+        if framing is _TUNNEL:
+            if self._read not in (_PAUSED, _DONE):
                 raise InvalidSendState("cannot open a tunnel before the CONNECT request is read")
             self._request = None
             self._switch()
             return head
         self._persist = persist
-        if framing is Framing.LENGTH:
+        if framing is _LENGTH:
             self._wbody = BodyWriter(framing, self._length(lengths))
+        elif method == b"HEAD":
+            self._wbody = BodyWriter(framing, discard=True)
+        elif framing is _CHUNKED:
+            self._wbody = CHUNKED_WRITER
         else:
-            self._wbody = BodyWriter(framing, discard=method == b"HEAD")
-        self._write = transition(self._write, Trigger.HEAD)
+            self._wbody = BodyWriter.for_framing(framing)
+        self._write = _BODY  # (IDLE --HEAD--> BODY)
         return head
 
     def _send_end(self, event: EndOfMessage) -> bytes:
-        if self._write is not State.BODY:
+        # The writer is in BODY here: END -> IDLE, END_LAST -> DONE, PAUSE -> PAUSED.
+        if self._write is not _BODY:
             raise InvalidSendState(f"cannot send EndOfMessage in state {self._write.name}")
-        data = self._wbody.end(event.trailers.fields)
-        if self.role is Role.SERVER:
+        body = self._wbody
+        trailers = event.trailers._fields
+        if not trailers and (body.framing is _NO_BODY or (
+                body.framing is _LENGTH and not body.remaining)):
+            data = b""  # (BodyWriter.end's commonest cases, inlined)
+        else:
+            data = body.end(trailers)
+        if self._is_server:
             self._request = None
             if not self._persist:
-                self._write = transition(self._write, Trigger.END_LAST)
+                self._write = _DONE
                 return data
-            self._write = transition(self._write, Trigger.END)
-            if self._read is State.PAUSED:
-                self._read = transition(self._read, Trigger.RESUME)
+            self._write = _IDLE
+            if self._read is _PAUSED:
+                self._read = _IDLE  # (PAUSED --RESUME--> IDLE)
             else:
                 self._response_done = True  # the request body is still arriving
             return data
         request = self._outstanding[-1]
         if not self._persist:
-            self._write = transition(self._write, Trigger.END_LAST)
+            self._write = _DONE
         elif request.method == b"CONNECT" or _sends_upgrade(request.connection):
-            self._write = transition(self._write, Trigger.PAUSE)
+            self._write = _PAUSED
         else:
-            self._write = transition(self._write, Trigger.END)
+            self._write = _IDLE
         return data

@@ -18,16 +18,8 @@ from onehop.core.headers import (
 )
 
 
-def _b(value: bytes | str) -> bytes:
-    return value if type(value) is bytes else _encode(value)
-
-
 def _encode(value: bytes | str) -> bytes:
     return value.encode("latin-1") if isinstance(value, str) else bytes(value)
-
-
-def _h(headers: HeaderInput) -> Headers:
-    return headers if type(headers) is Headers else Headers(headers)
 
 
 def _slot_names(cls: type) -> tuple[str, ...]:
@@ -69,9 +61,10 @@ class Request(Event):
         connection: ConnectionInfo = NO_CONNECTION_INFO,
         http_version: bytes = b"1.1",
     ) -> None:
-        self.method = _b(method)
-        self.target = _b(target)
-        self.headers = _h(headers)
+        # (Type checks inline, not helper calls: this runs for every request sent.)
+        self.method = method if type(method) is bytes else _encode(method)
+        self.target = target if type(target) is bytes else _encode(target)
+        self.headers = headers if type(headers) is Headers else Headers(headers)
         self.connection = connection
         self.http_version = http_version
 
@@ -99,8 +92,8 @@ class _ResponseBase(Event):
         http_version: bytes = b"1.1",
     ) -> None:
         self.status_code = status_code
-        self.headers = _h(headers)
-        self.reason = _b(reason)
+        self.headers = headers if type(headers) is Headers else Headers(headers)
+        self.reason = reason if type(reason) is bytes else _encode(reason)
         self.connection = connection
         self.http_version = http_version
 
@@ -132,7 +125,7 @@ class EndOfMessage(Event):
     __slots__ = ("trailers",)
 
     def __init__(self, trailers: HeaderInput = EMPTY_HEADERS) -> None:
-        self.trailers = _h(trailers)
+        self.trailers = trailers if type(trailers) is Headers else Headers(trailers)
 
 
 class ConnectionClosed(Event):

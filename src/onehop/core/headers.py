@@ -24,6 +24,12 @@ TOKEN_RE: Final = re.compile(rb"[" + _TCHAR + rb"]+")
 #: A field value: VCHAR, obs-text, SP and HTAB; no CTL, no NUL (RFC 9110 §5.5).
 FIELD_VALUE_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 
+_VCHAR_OBS: Final = rb"[\x21-\x7e\x80-\xff]"
+#: "name NUL value", the value without OWS at either edge (:meth:`Headers.__init__`).
+_PAIR: Final = (
+    rb"[" + _TCHAR + rb"]++\x00(?:" + _VCHAR_OBS + rb"(?:[\t\x20-\x7e\x80-\xff]*+(?<![ \t]))?)?"
+)
+_PAIRS_RE: Final = re.compile(_PAIR + rb"(?:\n" + _PAIR + rb")*+")
 _NAMES_RE: Final = re.compile(rb"[" + _TCHAR + rb"]+(?:\n[" + _TCHAR + rb"]+)*")
 _VALUES_RE: Final = re.compile(rb"[\t\n\x20-\x7e\x80-\xff]*")
 
@@ -70,6 +76,24 @@ class Headers:
         if isinstance(fields, Headers):
             self._fields: list[Field] = list(fields._fields)
             return
+        if type(fields) is list or type(fields) is tuple:
+            # Fast path for a sequence of (bytes, bytes) pairs: one regex checks every
+            # name and value at once on "name NUL value" lines (NUL and LF are valid in
+            # neither, so the lines cannot be misread; the LF count catches an LF
+            # inside a value). Values with OWS at an edge, str, or anything invalid
+            # take the loop below, which strips or names the culprit.
+            try:
+                built = [(n.lower(), n, v) for n, v in fields]
+                blob = b"\n".join(map(b"\x00".join, fields))
+            except (TypeError, ValueError, AttributeError):
+                pass
+            else:
+                if not built or (
+                    _PAIRS_RE.fullmatch(blob) is not None
+                    and blob.count(b"\n") == len(built) - 1
+                ):
+                    self._fields = built
+                    return
         raws: list[bytes] = []
         vals: list[bytes] = []
         for name, value in fields:
@@ -277,7 +301,9 @@ class ConnectionInfo:
     def __init__(
         self, options: Iterable[bytes | str] = (), fields: HeaderInput = ()
     ) -> None:
-        self.options: frozenset[bytes] = frozenset(_to_bytes(o).lower() for o in options)
+        self.options: frozenset[bytes] = (
+            frozenset(_to_bytes(o).lower() for o in options) if options else _NO_OPTIONS
+        )
         self.fields: Headers = fields if isinstance(fields, Headers) else Headers(fields)
         self._keep_alive: KeepAliveParams | None = None
 
@@ -331,6 +357,10 @@ class ConnectionInfo:
 NO_CONNECTION_INFO: Final = ConnectionInfo._trusted(frozenset(), [])
 
 
+#: Builds an instance without calling ``__init__`` (no Python frame): for trusted data.
+_new: Final = object.__new__
+_NO_OPTIONS: Final[frozenset[bytes]] = frozenset()
+
 _OPTIONS_CACHE: dict[bytes, tuple[frozenset[bytes], frozenset[bytes]]] = {}
 _OPTIONS_CACHE_SIZE: Final = 256
 
@@ -358,17 +388,26 @@ def scan_fields(fields: list[Field]) -> dict[bytes, list[bytes]] | None:
     One pass over the fields instead of one per rule (hot path); returns None
     when the message has none of them.
     """
-    special: dict[bytes, list[bytes]] | None = None
+    return _scan(fields)[1]
+
+
+def _scan(fields: list[Field]) -> tuple[list[Field], dict[bytes, list[bytes]] | None]:
+    """:func:`scan_fields`, also returning the special field lines themselves."""
+    # (Loops, not comprehensions: on CPython 3.11 each comprehension is a call.)
+    hits: list[Field] = []
     for f in fields:
         if f[0] in _SPECIAL:
-            if special is None:
-                special = {}
-            values = special.get(f[0])
-            if values is None:
-                special[f[0]] = [f[2]]
-            else:
-                values.append(f[2])
-    return special
+            hits.append(f)
+    if not hits:
+        return hits, None
+    special: dict[bytes, list[bytes]] = {}
+    for f in hits:
+        values = special.get(f[0])
+        if values is None:
+            special[f[0]] = [f[2]]
+        else:
+            values.append(f[2])
+    return hits, special
 
 
 def split_fields(
@@ -385,23 +424,53 @@ def split_fields(
     Raises:
         InvalidConnectionHeader: a Connection member is not a token.
     """
+    if isinstance(special, bool):
+        if not special:
+            return _split(fields, None, None)
+        hits, scanned = _scan(fields)
+        return _split(fields, scanned, hits)
+    return _split(fields, special, None)
+
+
+def _split(
+    fields: list[Field], special: dict[bytes, list[bytes]] | None, hits: list[Field] | None
+) -> tuple[Headers, ConnectionInfo]:
+    """:func:`split_fields`; *hits* are the special lines from :func:`_scan`, if known."""
     hop = HOP_BY_HOP_FIELDS
-    if special is True:
-        special = scan_fields(fields)
+    headers = _new(Headers)
     if not special or hop.isdisjoint(special):
-        return Headers._trusted(fields), NO_CONNECTION_INFO
+        headers._fields = fields
+        return headers, NO_CONNECTION_INFO
     lines = special.get(b"connection")
     if lines is None:
-        options: frozenset[bytes] = frozenset()
+        options: frozenset[bytes] = _NO_OPTIONS
         nominated = hop
     elif len(lines) == 1:
-        options, nominated = _single_line_options(lines[0])
+        cached = _OPTIONS_CACHE.get(lines[0])
+        options, nominated = cached if cached is not None else _single_line_options(lines[0])
     else:
         options = parse_token_list(lines)
         nominated = hop | options
-    e2e = [f for f in fields if f[0] not in nominated]
-    conn = [f for f in fields if f[0] in nominated]
-    return Headers._trusted(e2e), ConnectionInfo._trusted(options, conn)
+    if hits is not None and _SPECIAL.issuperset(options):
+        # Every connection-specific line is among the special ones (usually one
+        # ``Connection: keep-alive``): pick them out there, not with two full passes.
+        e2e = fields.copy()
+        conn: list[Field] = []
+        for f in hits:
+            if f[0] in nominated:
+                conn.append(f)
+                e2e.remove(f)  # (an identical tuple: found by identity, order kept)
+    else:
+        e2e = [f for f in fields if f[0] not in nominated]
+        conn = [f for f in fields if f[0] in nominated]
+    headers._fields = e2e
+    conn_headers = _new(Headers)
+    conn_headers._fields = conn
+    info = _new(ConnectionInfo)
+    info.options = options
+    info.fields = conn_headers
+    info._keep_alive = None
+    return headers, info
 
 
 def split_headers(headers: HeaderInput) -> tuple[Headers, ConnectionInfo]:

@@ -1,10 +1,15 @@
 """Parse heads and bodies from a byte buffer (RFC 9112 §2-§7).
 
-Design for speed and strictness at once: a complete head is validated by one
-anchored regular expression over the whole field block (C speed, linear, no
-backtracking) and split by one ``findall``. Only when that fails does a slow
-path walk the lines to name the exact fault (obs-fold, bare CR, whitespace
-before the colon, ...). The reader never loops over bytes in Python.
+Design for speed and strictness at once: the fast path matches a complete
+head's start line with one regular expression and validates and splits its
+fields with one ``findall`` (:func:`fast_fields`), in place on the receive
+buffer (C speed, linear, no backtracking); a chunk and its CRLF are taken in one
+step. Whenever the fast path is unsure it changes nothing and declines; the slow
+path then starts over on the same bytes, validates the whole field block with
+one anchored expression and, if that fails, walks the lines to name the exact
+fault (obs-fold, bare CR, whitespace before the colon, ...). So both paths
+accept the same messages and raise the same errors. The reader never loops over
+bytes in Python.
 """
 
 from __future__ import annotations
@@ -69,6 +74,18 @@ _REQUEST_LINE_RE: Final = re.compile(
 _STATUS_LINE_RE: Final = re.compile(
     rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?"
 )
+#: One valid field line, anchored at a line start (fast path; see :func:`fast_fields`).
+_FIELD_LINE_RE: Final = re.compile(
+    rb"^([" + _TCHAR + rb"]+):[ \t]*([\t\x20-\x7e\x80-\xff]*)\r\n", re.MULTILINE
+)
+#: A request-line or status-line of HTTP/1.x with its CRLF (fast path of the head parsers).
+REQUEST_LINE_CRLF_RE: Final = re.compile(
+    rb"([" + _TCHAR + rb"]+) ([\x21-\x7e]+) HTTP/1\.([0-9])\r\n"
+)
+STATUS_LINE_CRLF_RE: Final = re.compile(
+    rb"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?\r\n"
+)
+_CHUNK_SIZE_CRLF_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n")
 _BARE_RE: Final = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 _CHUNK_LINE_RE: Final = re.compile(
     rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*[" + _TCHAR + rb"]+(?:[ \t]*=[ \t]*(?:[" + _TCHAR
@@ -141,6 +158,29 @@ def parse_fields(block: bytes, limits: Limits, what: str = "field") -> list[Fiel
     return fields
 
 
+def fast_fields(buf: bytearray, pos: int, endpos: int, limits: Limits) -> list[Field] | None:
+    """Split the field lines in ``buf[pos:endpos]`` if every one is valid, else None.
+
+    The fast path of :func:`parse_fields`, run on the receive buffer in place:
+    one ``findall`` both validates and splits. Each match is one whole line
+    (``^`` anchors it after an LF; no class admits CR or LF), so when there are
+    as many matches as LFs in the block, the matches are exactly its lines and
+    there is no bare CR or LF. *pos* must follow an LF. None means "not sure"
+    (a fault, a limit, or an over-long line): the caller then runs the slow
+    path on the same bytes, which names the fault.
+    """
+    if pos == endpos:
+        return []
+    if endpos - pos > limits.max_line_size:
+        return None  # a line might be too long: let the slow path measure
+    pairs = _FIELD_LINE_RE.findall(buf, pos, endpos)
+    if len(pairs) != buf.count(b"\n", pos, endpos) or len(pairs) > limits.max_fields:
+        return None
+    if buf.find(b" \r\n", pos, endpos) < 0 and buf.find(b"\t\r\n", pos, endpos) < 0:
+        return [(n.lower(), n, v) for n, v in pairs]
+    return [(n.lower(), n, v.rstrip(b" \t")) for n, v in pairs]
+
+
 class HeadParser:
     """Finds and splits one message head in a growing buffer.
 
@@ -157,6 +197,37 @@ class HeadParser:
 
     def reset(self) -> None:
         self._scanned = 0
+
+    def take_head_fast(
+        self, buf: bytearray, start_re: re.Pattern[bytes]
+    ) -> tuple[tuple[bytes, ...], list[Field]] | None:
+        """Remove a complete, valid head from *buf*; return (start-line groups, fields).
+
+        The fast path for both roles: find the head, match the start line
+        (*start_re*, ending in CRLF) and split the fields in place, without
+        copying. None means "not sure" (no complete head yet, a fault, a limit
+        near, leading CRLFs) and leaves *buf* untouched: the caller then runs
+        :meth:`take_head`, which starts over on the same bytes and names the
+        exact fault, so both paths agree on every input.
+        """
+        scanned = self._scanned
+        end = buf.find(b"\r\n\r\n", scanned - 3 if scanned > 3 else 0)
+        if end <= 0:
+            return None
+        m = start_re.match(buf, 0, end + 2)
+        if m is None:
+            return None
+        pos = m.end()
+        limits = self._limits
+        if pos - 2 > limits.max_line_size or end + 4 > limits.max_head_size:
+            return None
+        fields = fast_fields(buf, pos, end + 2, limits)
+        if fields is None:
+            return None
+        groups = m.groups()
+        del buf[: end + 4]
+        self._scanned = 0
+        return groups, fields
 
     def take_head(self, buf: bytearray) -> tuple[bytes, bytes] | None:
         """Remove a complete head from *buf*; return (start line, field block).
@@ -267,6 +338,27 @@ class ChunkedReader:
             InvalidChunk, ChunkExtensionTooLong, TrailerTooLarge, BodyTooLarge,
             IncompleteMessage, and field-section faults for the trailers.
         """
+        if self._phase == 0:  # (SIZE) Fast path: a plain size line and its whole chunk.
+            m = _CHUNK_SIZE_CRLF_RE.match(buf)
+            if m is not None:
+                size = int(m[1], 16)
+                start = m.end()
+                if size:
+                    stop = start + size
+                    limit = self._limits.max_body_size
+                    if buf.startswith(b"\r\n", stop) and (
+                        limit is None or self._total + size <= limit
+                    ):
+                        self._total += size
+                        data = bytes(buf[start:stop])
+                        del buf[: stop + 2]
+                        return data
+                else:
+                    trailers = self._read_last(buf, start)
+                    if trailers is not None:
+                        return trailers
+        # Step by step (a partial chunk, extensions, or a fault to name): the
+        # fast path changed nothing, so this starts from the same bytes.
         while True:
             phase = self._phase
             if phase == self.DATA:
@@ -303,6 +395,24 @@ class ChunkedReader:
         if eof:
             raise IncompleteMessage("connection closed inside a chunked body")
         return None
+
+    def _read_last(self, buf: bytearray, start: int) -> list[Field] | None:
+        """Fast path for the last chunk (its ``0`` line ends at *start*) and the
+        trailer section, when all of it is in *buf* and valid; else None."""
+        limits = self._limits
+        if buf.startswith(b"\r\n", start):
+            del buf[: start + 2]
+            self._phase = self.TRAILER  # (as the step-by-step path leaves it)
+            return []
+        end = buf.find(b"\r\n\r\n", start)
+        if end < 0 or end + 4 - start > limits.max_trailer_size:
+            return None
+        trailers = fast_fields(buf, start, end + 2, limits)
+        if trailers is None:
+            return None
+        del buf[: end + 4]
+        self._phase = self.TRAILER
+        return trailers
 
     def _read_size(self, buf: bytearray) -> bool:
         limits = self._limits

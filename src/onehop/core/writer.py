@@ -7,9 +7,16 @@ produced here from the decision in :mod:`onehop.core.connection`, and
 
 from __future__ import annotations
 
+from operator import itemgetter
+from typing import Final
+
 from onehop.core.framing import Framing
 from onehop.core.headers import Field
 from onehop.errors import FramingMismatch
+
+#: (raw name, value) of a field triple, and "name: value" of such a pair (C-level map).
+RAW_AND_VALUE: Final = itemgetter(1, 2)
+FIELD_LINE: Final = b": ".join
 
 
 def write_head(
@@ -22,10 +29,18 @@ def write_head(
     """Return a whole head: start line, end-to-end fields, connection fields,
     a ``Connection`` line listing *tokens*, the framing line, and the empty line.
     """
+    if not conn_fields and not tokens:  # (the usual HTTP/1.1 keep-alive message)
+        if not fields:
+            return b"%s\r\n%s\r\n\r\n" % (start_line, framing_line) if framing_line else (
+                start_line + b"\r\n\r\n")
+        block = b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, fields)))
+        if framing_line:
+            return b"%s\r\n%s\r\n%s\r\n\r\n" % (start_line, block, framing_line)
+        return b"%s\r\n%s\r\n\r\n" % (start_line, block)
     parts = [start_line]
-    parts.extend([b"%s: %s" % (f[1], f[2]) for f in fields])
-    if conn_fields:
-        parts.extend([b"%s: %s" % (f[1], f[2]) for f in conn_fields])
+    if fields or conn_fields:
+        every = fields + conn_fields if conn_fields else fields
+        parts.append(b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, every))))
     if tokens:
         parts.append(b"Connection: " + b", ".join(tokens))
     if framing_line:
@@ -45,6 +60,17 @@ class BodyWriter:
         #: Content is accepted and dropped: a response to HEAD (RFC 9110 §9.3.2,
         #: "The server SHOULD NOT send content"), so an app may reuse its GET handler.
         self.discard = discard
+
+    @classmethod
+    def for_framing(cls, framing: Framing, length: int = 0) -> BodyWriter:
+        """A writer for *framing*: a shared one when it keeps no state (all but LENGTH)."""
+        if framing is Framing.LENGTH:
+            return cls(framing, length)
+        if framing is Framing.NO_BODY:
+            return NO_BODY_WRITER
+        if framing is Framing.CHUNKED:
+            return CHUNKED_WRITER
+        return cls(framing)
 
     def data(self, data: bytes) -> bytes:
         """Return the wire bytes for *data*.
@@ -81,10 +107,15 @@ class BodyWriter:
         if self.framing is Framing.CHUNKED:
             if not trailers:
                 return b"0\r\n\r\n"
-            lines = b"".join([b"%s: %s\r\n" % (f[1], f[2]) for f in trailers])
-            return b"0\r\n" + lines + b"\r\n"
+            lines = b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, trailers)))
+            return b"0\r\n%s\r\n\r\n" % lines
         if trailers:
             raise FramingMismatch("trailers need chunked framing")
         if self.framing is Framing.LENGTH and self.remaining:
             raise FramingMismatch(f"message ended {self.remaining} bytes short of Content-Length")
         return b""
+
+
+#: Shared writers for framings whose writer keeps no state (only LENGTH counts down).
+NO_BODY_WRITER: Final = BodyWriter(Framing.NO_BODY)
+CHUNKED_WRITER: Final = BodyWriter(Framing.CHUNKED)
