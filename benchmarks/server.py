@@ -75,6 +75,9 @@ MODES = {
 APPS = ("hello", "starlette")
 #: Idle timeout given to every server, long enough for the memory measurement.
 IDLE_TIMEOUT = 120
+#: Seconds allowed for opening the idle connections of one measurement (a server that
+#: accepts slowly gets "-" instead of stalling the run).
+IDLE_BUDGET = 60
 
 
 
@@ -150,8 +153,11 @@ def idle_connection_cost(server: Running, count: int) -> float:
     socks: list[socket.socket] = []
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     sel = selectors.DefaultSelector()
+    budget = time.monotonic() + IDLE_BUDGET
     try:
         for start in range(0, count, 200):  # batches: stay within the listen backlog
+            if time.monotonic() > budget:
+                raise RuntimeError(f"accepted only {start:,} connections in {IDLE_BUDGET} s")
             batch = []
             for _ in range(min(200, count - start)):
                 s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
