@@ -137,9 +137,17 @@ def test_workers_restart_a_dead_worker_and_sigterm_stops_all() -> None:
         before = workers_of(proc.pid)
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
-        assert wait_for(lambda: len(workers_of(proc.pid)) == 2
-                        and victim not in workers_of(proc.pid)), "the worker was not restarted"
-        after = workers_of(proc.pid)
+        seen: list[set[int]] = []
+
+        def restarted() -> bool:
+            # Two equal readings in a row: /proc is read while a worker may be mid-exec.
+            now = workers_of(proc.pid)
+            seen.append(now)
+            return (len(now) == 2 and victim not in now and len(seen) > 1
+                    and seen[-2] == now)
+
+        assert wait_for(restarted), f"the worker was not restarted: {seen[-3:]}"
+        after = seen[-1]
         assert len(after - before) == 1
         pids = {get(port)[1] for _ in range(20)}
         assert pids <= {b"pid=%d" % p for p in after}
