@@ -46,6 +46,7 @@ KEEP_ALIVE_MARGIN_FRACTION: Final = 0.25
 KEEP_ALIVE_MARGIN_MAX: Final = 1.0
 
 _ids = itertools.count(1)
+_END: Final = EndOfMessage()
 
 
 class ConnState(enum.Enum):
@@ -55,6 +56,9 @@ class ConnState(enum.Enum):
     ACTIVE = "ACTIVE"
     IDLE = "IDLE"
     CLOSED = "CLOSED"
+
+
+_IDLE: Final = ConnState.IDLE
 
 
 def usable_keep_alive(timeout: int) -> float:
@@ -100,11 +104,18 @@ class HTTPConnection(asyncio.Protocol):
         self._read_paused = False
         self._lost = False
         self._stale = False
+        self._eof = False
         self._lost_exc: BaseException | None = None
         self._close_callback: Callable[[HTTPConnection], None] | None = None
         #: A final response that arrived while we waited for ``100 Continue``.
         self._early: Response | None = None
         self._body_skipped = False
+        # One lazily re-armed read timer: a wait only moves ``_deadline`` (0.0: no
+        # wait is timed); the pending handle fires early, sees the later deadline
+        # and re-arms, so a warm exchange costs no timer churn.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+        self._deadline = 0.0
 
     def __repr__(self) -> str:
         return f"<HTTPConnection #{self.id} {self.state.name} {self.origin}>"
@@ -119,7 +130,7 @@ class HTTPConnection(asyncio.Protocol):
             self.alpn = ssl_object.selected_alpn_protocol()
 
     def data_received(self, data: bytes) -> None:
-        if self.state is ConnState.IDLE:
+        if self.state is _IDLE:
             self._stale = True
             self.close_reason = "server sent bytes on an idle connection"
         self.bytes_received += len(data)
@@ -128,12 +139,15 @@ class HTTPConnection(asyncio.Protocol):
         if core.buffered > _READ_HIGH_WATER and self._transport is not None:
             self._transport.pause_reading()
             self._read_paused = True
-        self._wake()
+        waiter = self._waiter  # (``_wake`` inlined)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool | None:
         if self.state is ConnState.IDLE:
             self._stale = True
             self.close_reason = "server closed the idle connection"
+        self._eof = True
         self.core.receive_data(b"")
         self._wake()
         return None
@@ -198,6 +212,11 @@ class HTTPConnection(asyncio.Protocol):
         self.state = ConnState.CLOSED
         if self.close_reason is None or not self._stale:
             self.close_reason = reason
+        self._deadline = 0.0
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
         if self._transport is not None:
             self._transport.close()
         self._wake()
@@ -240,6 +259,10 @@ class HTTPConnection(asyncio.Protocol):
             ServerDisconnected: the connection was already gone.
             WriteTimeout: the server did not take the bytes in time.
         """
+        if body is None:
+            if self.send_request_nowait(request):
+                await self._drain(write_timeout)
+            return
         core = self.core
         transport = self._transport
         self.bytes_received = 0
@@ -278,6 +301,33 @@ class HTTPConnection(asyncio.Protocol):
         transport.write(core.send(end))
         if self._write_paused:
             await self._drain(write_timeout)
+
+    def send_request_nowait(self, request: Request) -> bool:
+        """Write a request without content, synchronously: :meth:`send_request` with
+        no body, minus the coroutine. Return whether the caller must then await
+        :meth:`drain` (the transport's buffer is full).
+
+        Raises:
+            ServerDisconnected: the connection was already gone.
+        """
+        transport = self._transport
+        self.bytes_received = 0
+        self.requests_sent += 1
+        if self.requests_left is not None:
+            self.requests_left -= 1
+        if self._lost or transport is None or transport.is_closing():
+            raise ServerDisconnected("the connection was closed before the request was sent")
+        core = self.core
+        transport.write(core.send(request) + core.send(_END))
+        return self._write_paused
+
+    async def drain(self, write_timeout: float | None) -> None:
+        """Wait until the transport takes more bytes (after :meth:`send_request_nowait`).
+
+        Raises:
+            WriteTimeout, ServerDisconnected.
+        """
+        await self._drain(write_timeout)
 
     async def _await_continue(self, wait: float) -> Response | None:
         """Wait up to *wait* s for ``100 Continue``; return a final response that came first.
@@ -320,31 +370,55 @@ class HTTPConnection(asyncio.Protocol):
         if self._lost:
             raise ServerDisconnected("server closed the connection during the upload")
 
+    def _prepare_wait(self, timeout: float | None) -> asyncio.Future[None]:
+        """The future the next ``data_received``/EOF/close resolves (timed by *timeout*)."""
+        if self._read_paused and self._transport is not None:
+            self._read_paused = False
+            self._transport.resume_reading()
+        fut = self._waiter = self._loop.create_future()
+        if timeout is not None:
+            self._arm(timeout)
+        return fut
+
     async def _next_event(self, timeout: float | None) -> Event:
         core = self.core
         while True:
             event = core.next_event()
             if event is not NEED_DATA:
                 if not isinstance(event, Event):
-                    # PAUSED: an earlier response on this connection ended it (``close``,
-                    # RFC 9112 §9.6), so a pipelined request behind it gets no answer here.
-                    raise ServerDisconnected(
-                        "the server answered an earlier request with Connection: close"
-                    )
+                    raise _paused()
                 return event
-            if self._read_paused and self._transport is not None:
-                self._read_paused = False
-                self._transport.resume_reading()
-            fut = self._waiter = self._loop.create_future()
-            handle = None
-            if timeout is not None:
-                handle = self._loop.call_later(timeout, _expire, fut, ReadTimeout)
             try:
-                await fut
+                await self._prepare_wait(timeout)
             finally:
                 self._waiter = None
-                if handle is not None:
-                    handle.cancel()
+                self._deadline = 0.0
+
+    def _arm(self, timeout: float) -> None:
+        """Time the current wait out after *timeout* s (see ``_timer`` in ``__init__``)."""
+        deadline = self._loop.time() + timeout
+        self._deadline = deadline
+        timer = self._timer
+        if timer is not None:
+            if self._timer_when <= deadline:
+                return  # fires early, sees the later deadline and re-arms for the rest
+            timer.cancel()
+        self._timer_when = deadline
+        self._timer = self._loop.call_at(deadline, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if not deadline or self.state is ConnState.CLOSED:
+            return  # no timed wait now: the timer lapses until the next one
+        if self._loop.time() < deadline:
+            self._timer_when = deadline
+            self._timer = self._loop.call_at(deadline, self._timer_fired)
+            return
+        self._deadline = 0.0
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ReadTimeout("timed out"))
 
     async def read_response_head(
         self,
@@ -367,10 +441,28 @@ class HTTPConnection(asyncio.Protocol):
         if early is not None:
             self._early = None
             return early
+        core = self.core
+        # Nothing arrived since the request went out and nothing waits unparsed: the
+        # answer cannot be parsed yet, so wait before asking the parser.
+        idle = not self.bytes_received and not core.buffered and not self._eof and not self._lost
         while True:
-            event = await self._next_event(timeout)
+            # ``_next_event`` inlined: one coroutine fewer per response.
+            if idle:
+                idle = False
+                event: Event | object = NEED_DATA
+            else:
+                event = core.next_event()
+            if event is NEED_DATA:
+                try:
+                    await self._prepare_wait(timeout)
+                finally:
+                    self._waiter = None
+                    self._deadline = 0.0
+                continue
             if type(event) is Response:
                 return event
+            if not isinstance(event, Event):
+                raise _paused()
             if type(event) is InformationalResponse:
                 if on_informational is not None:
                     on_informational(event)
@@ -444,18 +536,22 @@ class HTTPConnection(asyncio.Protocol):
         if not core.is_idle or self._lost or self._stale:
             self.close(self._why_not_persistent(response))
             return False
-        params = response.connection.keep_alive_params
-        now = time.monotonic()
         life = self.idle_timeout
-        if params.timeout is not None:
-            life = min(life, usable_keep_alive(params.timeout))
-        if params.max is not None:
-            self.requests_left = params.max
+        # ``Keep-Alive`` is hop-by-hop, so it is filed with the connection fields;
+        # most responses have none (or only ``Connection``): skip the parser.
+        for f in response.connection.fields.fields:
+            if f[0] == b"keep-alive":
+                params = response.connection.keep_alive_params
+                if params.timeout is not None:
+                    life = min(life, usable_keep_alive(params.timeout))
+                if params.max is not None:
+                    self.requests_left = params.max
+                break
         if life <= 0 or self.requests_left == 0:
             self.close("server's Keep-Alive limit reached"
                        if self.requests_left == 0 else "server's Keep-Alive timeout too short")
             return False
-        self.expires_at = now + life
+        self.expires_at = time.monotonic() + life
         self.state = ConnState.IDLE
         return True
 
@@ -471,6 +567,12 @@ class HTTPConnection(asyncio.Protocol):
         if self._lost or self._stale:
             return "server closed the connection"
         return "connection not clean after the exchange"
+
+
+def _paused() -> ServerDisconnected:
+    # PAUSED: an earlier response on this connection ended it (``close``,
+    # RFC 9112 §9.6), so a pipelined request behind it gets no answer here.
+    return ServerDisconnected("the server answered an earlier request with Connection: close")
 
 
 def _expire(fut: asyncio.Future[None], exc: type[Exception]) -> None:

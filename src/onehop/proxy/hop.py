@@ -169,12 +169,29 @@ def request_is_chunked(request: Request) -> bool:
 def request_has_body(request: Request) -> bool:
     """Whether the received request has content (chunked, or a non-zero Content-Length,
     wherever the core filed it: a nominated Content-Length sits in ``connection``)."""
+    if not request.connection.fields:  # the common case: neither chunked nor nominated
+        length = request.headers.get(b"content-length")
+        return length is not None and length != b"0"
     if request_is_chunked(request):
         return True
     length = request.headers.get(b"content-length")
     if length is None and request.connection.fields:
         length = request.connection.fields.get(b"content-length")
     return length is not None and length != b"0"
+
+
+_NOTHING: Final[list[tuple[bytes, bytes, bytes]]] = []
+_XFP: Final = {
+    scheme: (b"x-forwarded-proto", b"X-Forwarded-Proto", scheme.encode())
+    for scheme in ("http", "https")
+}
+
+
+def _xfp(scheme: str) -> tuple[bytes, bytes, bytes]:
+    """The ``X-Forwarded-Proto`` field for *scheme* (prebuilt for http and https)."""
+    field = _XFP.get(scheme)
+    return field if field is not None else (b"x-forwarded-proto", b"X-Forwarded-Proto",
+                                            scheme.encode("latin-1"))
 
 
 #: What ``outbound_request`` drops from the end-to-end fields, keyed by
@@ -212,7 +229,9 @@ def outbound_request(
     Raises:
         NominationRejected: see :func:`apply_nominations`.
     """
-    kept = apply_nominations(request, policy, client_ip)
+    options = request.connection.options
+    kept = (apply_nominations(request, policy, client_ip)
+            if options and not options.isdisjoint(PROTECTED_FIELDS) else _NOTHING)
     trust = policy.trust_forwarded
     drop_host = host is not None or not policy.preserve_host
     drop = _DROP[trust, drop_host]
@@ -231,7 +250,7 @@ def outbound_request(
         if not trust:
             # Every client-sent forwarding field was dropped above: just add ours.
             fields.append((b"x-forwarded-for", b"X-Forwarded-For", ip))
-            fields.append((b"x-forwarded-proto", b"X-Forwarded-Proto", scheme.encode()))
+            fields.append(_xfp(scheme))
             if in_host is not None:
                 fields.append((b"x-forwarded-host", b"X-Forwarded-Host", in_host))
         else:

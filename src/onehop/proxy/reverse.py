@@ -73,6 +73,7 @@ _IN_HIGH_WATER: Final = 256 * 1024
 _FLUSH: Final = 64 * 1024
 _END: Final = EndOfMessage()
 _NO_FIELDS: Final = Headers()
+_NO_REQUEST: Final = Request(b"GET", b"/", [(b"Host", b"-")])
 #: Back-off after an upstream refuses or resets: base, doubled per failure, capped.
 BACKOFF_BASE: Final = 1.0
 BACKOFF_MAX: Final = 30.0
@@ -291,8 +292,17 @@ class _Inbound(asyncio.Protocol):
         # tunnel mode (after 101/CONNECT): bytes go here instead of the core
         self._tbuf: bytearray | None = None
         self._teof = False
+        self._eof = False
         #: True while the request is complete and the upstream's answer is awaited.
         self._waiting_upstream = False
+        #: The request whose answer is awaited (for relaying 1xx responses).
+        self._current: Request = _NO_REQUEST
+        # One lazily re-armed timer for the waits: a wait only moves ``_deadline``
+        # (0.0: no timed wait); the pending handle fires early, sees the later
+        # deadline and re-arms, so a keep-alive request costs no timer churn.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+        self._deadline = 0.0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -316,12 +326,15 @@ class _Inbound(asyncio.Protocol):
             core.receive_data(data)
             if core.buffered > _IN_HIGH_WATER:
                 self._pause()
-        self._wake()
+        w = self._waiter  # (``_wake`` inlined)
+        if w is not None and not w.done():
+            w.set_result(None)
 
     def eof_received(self) -> bool:
         if self._tbuf is not None:
             self._teof = True
         else:
+            self._eof = True
             self.core.receive_data(b"")
             task = self._task
             if self._waiting_upstream and task is not None and not task.done():
@@ -337,6 +350,11 @@ class _Inbound(asyncio.Protocol):
         self.core.receive_data(b"")
         self.flow.close()
         self.proxy._inbound.discard(self)
+        self._deadline = 0.0
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
         self._wake()
         task = self._task
         if task is not None and not task.done():
@@ -368,35 +386,76 @@ class _Inbound(asyncio.Protocol):
             self.transport.abort()
 
     async def _wait(self, timeout: float | None) -> None:
-        # A bare timer handle, not ``asyncio.timeout()``: this runs once or twice
-        # per request, and the context manager costs several times more.
         fut = self._waiter = self._loop.create_future()
-        handle = self._loop.call_later(timeout, _expire, fut) if timeout is not None else None
+        if timeout is not None:
+            self._arm(timeout)
         try:
             await fut
         finally:
             self._waiter = None
-            if handle is not None:
-                handle.cancel()
+            self._deadline = 0.0
 
-    async def next_event(self, timeout: float | None) -> Event:
+    def _arm(self, timeout: float) -> None:
+        """Time the current wait out after *timeout* s (see ``_timer`` in ``__init__``)."""
+        deadline = self._loop.time() + timeout
+        self._deadline = deadline
+        timer = self._timer
+        if timer is not None:
+            if self._timer_when <= deadline:
+                return  # fires early, sees the later deadline and re-arms for the rest
+            timer.cancel()
+        self._timer_when = deadline
+        self._timer = self._loop.call_at(deadline, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if not deadline or self.lost:
+            return  # no timed wait now: the timer lapses until the next one
+        if self._loop.time() < deadline:
+            self._timer_when = deadline
+            self._timer = self._loop.call_at(deadline, self._timer_fired)
+            return
+        self._deadline = 0.0
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError())
+
+    async def next_event(self, timeout: float | None, *, between: bool = False) -> Event:
         """The next event from the client; TimeoutError after *timeout* s of silence.
+
+        *between*: called between requests (the last answer is out), when an
+        empty buffer means the parser has nothing to say yet: wait first.
 
         Raises:
             RemoteProtocolError: the client broke the protocol (answer ``status_hint``).
             ClientGone: the connection was lost.
         """
         core = self.core
+        skip = between and not core.buffered and not self._eof and not self.lost
         while True:
-            event = core.next_event()
+            if skip:
+                skip = False
+                event: Event | object = NEED_DATA
+            else:
+                event = core.next_event()
             if event is not NEED_DATA:
                 if not isinstance(event, Event):
                     raise ClientGone("paused")
                 return event
             if self.lost:
                 raise ClientGone("client connection lost")
-            self._resume()
-            await self._wait(timeout)
+            if self._read_paused:
+                self._resume()
+            # ``_wait`` inlined: one coroutine fewer per request.
+            fut = self._waiter = self._loop.create_future()
+            if timeout is not None:
+                self._arm(timeout)
+            try:
+                await fut
+            finally:
+                self._waiter = None
+                self._deadline = 0.0
 
     # --- tunnel endpoint (after 101 / CONNECT) ------------------------------------------------
 
@@ -439,10 +498,12 @@ class _Inbound(asyncio.Protocol):
 
     async def _run(self) -> None:
         timeouts = self.proxy.config.timeouts
+        between = False  # (the first request may have arrived before this task ran)
         try:
             while True:
                 try:
-                    event = await self.next_event(timeouts.client_idle)
+                    event = await self.next_event(timeouts.client_idle, between=between)
+                    between = True
                 except RemoteProtocolError as exc:
                     # Smuggling and malformed input stop here: nothing went upstream.
                     log.info("client %s: %s", self.client, exc)
@@ -493,13 +554,21 @@ class _Inbound(asyncio.Protocol):
             "-" if reused is None else ("reused" if reused else "new"),
         )
 
-    async def _finish_body(self) -> bool:
-        """Read the request's (empty) content to its end; False if the client broke off."""
-        # Fast path: a body-less request's end is parsed with its head (no await).
+    def _next_nowait(self) -> object:
+        """The core's next event without waiting; an error counts as ``None``."""
         try:
-            event = self.core.next_event()
+            return self.core.next_event()
         except RemoteProtocolError:
-            return False
+            return None
+
+    async def _finish_body(self, event: object = NEED_DATA) -> bool:
+        """Read the request's (empty) content to its end; False if the client broke off.
+
+        *event*: what the caller's own ``_next_nowait()`` returned, if it asked.
+        """
+        # Fast path: a body-less request's end is parsed with its head (no await).
+        if event is NEED_DATA:
+            event = self._next_nowait()
         if type(event) is EndOfMessage:
             return True
         if event is not NEED_DATA:
@@ -534,7 +603,8 @@ class _Inbound(asyncio.Protocol):
                     origin = (scheme, host, port)
                     host_override = authority
             if origin is None:
-                group = proxy.route(req.headers.get(b"host") or authority, target)
+                group = proxy._catch_all or proxy.route(
+                    req.headers.get(b"host") or authority, target)
                 if group is None:
                     await self._finish_body()
                     self._access(req, 404, 0, "-", 0.0, None)
@@ -566,7 +636,7 @@ class _Inbound(asyncio.Protocol):
             if replaced is not None:
                 outbound = replaced
 
-        if req.connection.upgrade and not has_body:
+        if req.connection.options and req.connection.upgrade and not has_body:
             if not await self._finish_body():
                 return False
             if upstream is not None:
@@ -574,41 +644,13 @@ class _Inbound(asyncio.Protocol):
             assert origin is not None
             return await self._upgrade(req, outbound, origin, upstream)
 
-        consumed = False
-        body_done = not has_body
-        req_trailers: Headers | None = None
+        # Closures and their cells cost every request; only a body needs this state.
+        upload = _Upload(self, req, outbound) if has_body else None
 
-        async def body() -> AsyncIterator[bytes]:
-            nonlocal consumed, body_done, req_trailers
-            if req.expects_continue and self.transport is not None:
-                self.transport.write(self.core.send(InformationalResponse(100)))
-            while True:
-                try:
-                    event = await self.next_event(cfg.timeouts.read)
-                except RemoteProtocolError as exc:
-                    raise BadRequestBody(exc) from exc
-                if type(event) is Data:
-                    consumed = True
-                    yield event.data
-                elif type(event) is EndOfMessage:
-                    body_done = True
-                    if event.trailers:
-                        req_trailers = event.trailers
-                    return
-                else:
-                    raise ClientGone("client closed during the request body")
-
-        def trailers_up() -> Headers:
-            """The client's trailer fields minus hop-by-hop ones (RFC 9110 §6.5), if any
-            and if the upstream request is chunked (only chunked carries them)."""
-            if req_trailers is None or not hop.request_is_chunked(outbound):
-                return _NO_FIELDS
-            return hop.forward_trailers(req_trailers, req.connection.options)
-
-        def informational(info: InformationalResponse) -> None:
-            self._relay_informational(req, info)
-
-        if not has_body and not await self._finish_body():
+        # (``_finish_body``'s fast path inline: a bodiless request's end is parsed
+        # with its head, so most requests need no coroutine for it.)
+        if not has_body and type(end := self._next_nowait()) is not EndOfMessage and (
+                not await self._finish_body(end)):
             return False
 
         tried: list[Upstream] = []
@@ -643,19 +685,20 @@ class _Inbound(asyncio.Protocol):
                             continue
                 status = 504 if timed_out else 502
                 self._access(req, status, 0, label, time.monotonic() - t0, None)
-                if has_body and not body_done:
+                if upload is not None and not upload.done:
                     return self._send_error(status, _reason(status, exc), close=True) and False
                 return self._send_error(status, _reason(status, exc))
             try:
-                if has_body:
-                    await conn.send_request(outbound, body(), cfg.timeouts.write,
-                                            trailers=trailers_up)
-                else:
-                    await conn.send_request(outbound, None, cfg.timeouts.write)
+                if upload is not None:
+                    await conn.send_request(outbound, upload.body(), cfg.timeouts.write,
+                                            trailers=upload.trailers_up)
+                elif conn.send_request_nowait(outbound):
+                    await conn.drain(cfg.timeouts.write)
                 self._waiting_upstream = self.core.their_state is not State.BODY
                 try:
-                    resp = await conn.read_response_head(cfg.timeouts.read,
-                                                         on_informational=informational)
+                    self._current = req
+                    resp = await conn.read_response_head(
+                        cfg.timeouts.read, on_informational=self._on_informational)
                 finally:
                     self._waiting_upstream = False
             except asyncio.CancelledError:
@@ -672,12 +715,15 @@ class _Inbound(asyncio.Protocol):
                 self._send_error(exc.status, f"{reason_phrase(exc.status).decode()}: {exc}")
                 return False
             except (ReadTimeout, WriteTimeout) as exc:
+                body_done = upload is None or upload.done
                 conn.abort("upstream timed out")
                 self._access(req, 504, 0, label, time.monotonic() - t0, reused)
                 return self._send_error(504, _reason(504, exc), close=not body_done) and body_done
             except (ClientError, ProtocolError, OSError) as exc:
                 got = conn.bytes_received
                 conn.abort(f"upstream failed: {exc}")
+                body_done = upload is None or upload.done
+                consumed = upload is not None and upload.consumed
                 if (not retried and not consumed and is_retry_safe(
                         req.method, outbound.headers, reused, got, not has_body)):
                     retried = True
@@ -693,9 +739,10 @@ class _Inbound(asyncio.Protocol):
                     return False
                 return self._send_error(502, _reason(502, exc), close=not body_done) and body_done
             break
-        if upstream is not None:
+        if upstream is not None and upstream.failures:
             upstream.succeeded()
-        return await self._relay_response(req, resp, conn, reused, label, t0, body_done)
+        return await self._relay_response(req, resp, conn, reused, label, t0,
+                                          upload is None or upload.done)
 
     async def _relay_response(self, req: Request, resp: Response, conn: HTTPConnection,
                               reused: bool, label: str, t0: float, body_done: bool) -> bool:
@@ -727,30 +774,38 @@ class _Inbound(asyncio.Protocol):
         parts = [head]
         pending = len(head)
         nbytes = 0
-        read_timeout = proxy.config.timeouts.read
-        flow = self.flow
-        nominated = resp.connection.options
+        ucore = conn.core
         try:
             while True:
-                event = conn.read_body_event_nowait()
-                if event is None or pending >= _FLUSH:
+                # The upstream core's events directly (what ``read_body_event_nowait``
+                # would return, minus two calls and a re-wrapped ``Data`` per piece).
+                event = ucore.next_event()
+                if event is NEED_DATA or pending >= _FLUSH:
                     if parts:
                         transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
                         parts = []
                         pending = 0
-                    if flow.write_paused:
-                        await flow.drain()
+                    if self.flow.write_paused:
+                        await self.flow.drain()
                     if self.lost:
                         raise ClientGone("client disconnected mid-response")
-                    if event is None:
-                        event = await conn.read_body_event(read_timeout)
-                if isinstance(event, EndOfMessage):
-                    parts.append(self._end_response(event, nominated))
+                    if event is NEED_DATA:
+                        data_or_end = await conn.read_body_event(proxy.config.timeouts.read)
+                        if isinstance(data_or_end, EndOfMessage):
+                            event = data_or_end
+                        else:
+                            event = Data(data_or_end)
+                if type(event) is Data:
+                    nbytes += len(event.data)
+                    data = core.send(event)
+                    parts.append(data)
+                    pending += len(data)
+                    continue
+                if type(event) is EndOfMessage:
+                    parts.append(self._end_response(event, resp.connection.options)
+                                 if event.trailers else core.send(_END))
                     break
-                nbytes += len(event)
-                data = core.send(Data(event))
-                parts.append(data)
-                pending += len(data)
+                raise ServerDisconnected(f"unexpected event {event!r}")
             transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
         except BaseException as exc:
             # Mid-body failure: the head is out, so the only honest signal is to
@@ -763,7 +818,10 @@ class _Inbound(asyncio.Protocol):
             return False
         conn.finish_exchange(resp)
         proxy.pool.release(conn)
-        self._access(req, resp.status_code, nbytes, label, t_up, reused)
+        if proxy.log_access:
+            self._access(req, resp.status_code, nbytes, label, t_up, reused)
+        else:
+            proxy.requests += 1
         return body_done and not core.must_close
 
     def _end_response(self, end: EndOfMessage, nominated: frozenset[bytes]) -> bytes:
@@ -779,6 +837,9 @@ class _Inbound(asyncio.Protocol):
                 with contextlib.suppress(LocalProtocolError):  # not chunked: state unchanged
                     return core.send(EndOfMessage(fields))
         return core.send(_END)
+
+    def _on_informational(self, info: InformationalResponse) -> None:
+        self._relay_informational(self._current, info)
 
     def _relay_informational(self, req: Request, info: InformationalResponse) -> None:
         """Forward an upstream 1xx (e.g. 103 Early Hints) to the client (RFC 9110 §15.2).
@@ -940,9 +1001,48 @@ class _Inbound(asyncio.Protocol):
         return False
 
 
-def _expire(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError())
+class _Upload:
+    """A request body streaming from the client to the upstream, and what it did."""
+
+    __slots__ = ("consumed", "done", "inbound", "outbound", "req", "trailers")
+
+    def __init__(self, inbound: _Inbound, req: Request, outbound: Request) -> None:
+        self.inbound = inbound
+        self.req = req
+        self.outbound = outbound
+        #: Some body bytes were read (and may have gone upstream): no retry.
+        self.consumed = False
+        #: The whole body was read.
+        self.done = False
+        self.trailers: Headers | None = None
+
+    async def body(self) -> AsyncIterator[bytes]:
+        inbound = self.inbound
+        if self.req.expects_continue and inbound.transport is not None:
+            inbound.transport.write(inbound.core.send(InformationalResponse(100)))
+        read_timeout = inbound.proxy.config.timeouts.read
+        while True:
+            try:
+                event = await inbound.next_event(read_timeout)
+            except RemoteProtocolError as exc:
+                raise BadRequestBody(exc) from exc
+            if type(event) is Data:
+                self.consumed = True
+                yield event.data
+            elif type(event) is EndOfMessage:
+                self.done = True
+                if event.trailers:
+                    self.trailers = event.trailers
+                return
+            else:
+                raise ClientGone("client closed during the request body")
+
+    def trailers_up(self) -> Headers:
+        """The client's trailer fields minus hop-by-hop ones (RFC 9110 §6.5), if any
+        and if the upstream request is chunked (only chunked carries them)."""
+        if self.trailers is None or not hop.request_is_chunked(self.outbound):
+            return _NO_FIELDS
+        return hop.forward_trailers(self.trailers, self.req.connection.options)
 
 
 def _reason(status: int, exc: BaseException) -> str:
