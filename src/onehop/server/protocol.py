@@ -34,6 +34,7 @@ from onehop.core import (
     Role,
     split_headers,
 )
+from onehop.core.headers import NO_CONNECTION_INFO
 from onehop.errors import IncompleteMessage, RemoteProtocolError
 
 if TYPE_CHECKING:
@@ -136,6 +137,14 @@ _END: Final = EndOfMessage()
 #: Empty ``onehop.connection`` extension values, shared when a request has no options.
 _NO_OPTIONS: Final[list[bytes]] = []
 _NO_FIELDS: Final[list[tuple[bytes, bytes]]] = []
+#: Method names already decoded (the ASGI ``method`` is a str).
+_METHODS: Final = {
+    m: m.decode("ascii")
+    for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT")
+}
+_EMPTY_OPTIONS: Final[frozenset[bytes]] = frozenset()
+#: The ``connection`` of a response that only adds ``close`` (read-only, shared).
+_CLOSE_CONNINFO: Final = ConnectionInfo(options=_CLOSE_OPTION)
 
 
 def _error_response(status: int, text: str) -> tuple[Response, bytes]:
@@ -282,24 +291,28 @@ class HttpProtocol(asyncio.Protocol):
                 return
 
     def _start_cycle(self, request: Request) -> None:
-        self._cancel_timer()
+        self._timer_kind = ""  # (_cancel_timer, inlined)
         self.requests += 1
         state = self.state
         state.total_requests += 1
-        limit = self.config.limit_max_requests
+        config = self.config
+        limit = config.limit_max_requests
         if limit is not None and state.total_requests >= limit:
             state.request_exit()
         cycle = RequestCycle(self, request)
         self.cycle = cycle
-        concurrency = self.config.limit_concurrency
+        concurrency = config.limit_concurrency
         app = self.app
+        tasks = state.tasks
         if concurrency is not None and (
-            len(state.connections) > concurrency or len(state.tasks) >= concurrency
+            len(state.connections) > concurrency or len(tasks) >= concurrency
         ):
             app = _service_unavailable
+        # The cycle drops its task from ``tasks`` when run() ends (no done callback:
+        # that would cost one more loop callback per request).
         task = self.loop.create_task(cycle.run(app))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        cycle.task = task
+        tasks.add(task)
 
     def _pause_reading(self) -> None:
         if self._timer_kind == "body":
@@ -337,7 +350,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """The cycle's final byte was handed to the transport."""
-        if self.config.access_log and access_logger.isEnabledFor(logging.INFO):
+        config = self.config
+        if config.access_log and access_logger.isEnabledFor(logging.INFO):
             self._log_access(cycle)
         conn = self.conn
         if conn.must_close or self.state.shutting_down:
@@ -345,7 +359,12 @@ class HttpProtocol(asyncio.Protocol):
             return
         if cycle.body_complete and self.cycle is cycle:
             self.cycle = None
-        self._set_timer("idle")
+        # (_set_timer("idle"), inlined: a later deadline only moves ``_deadline``)
+        deadline = self.loop.time() + config.timeout_keep_alive
+        self._timer_kind = "idle"
+        self._deadline = deadline
+        if self._timer is None or self._timer_when > deadline:
+            self._set_timer("idle")
         if self.read_paused:
             self.resume_reading()  # also pulls the next pipelined request
         elif conn.buffered or self.eof or self.cycle is not None:
@@ -506,6 +525,7 @@ class RequestCycle:
         "response_started",
         "scope",
         "status",
+        "task",
         "wants_continue",
     )
 
@@ -520,10 +540,13 @@ class RequestCycle:
         self.disconnected = False
         self.response_started = False
         self.response_complete = False
-        self.wants_continue = request.expects_continue
+        # Whether 100 Continue may still be owed; request.expects_continue is only
+        # looked at when the app first calls receive() (most requests never do).
+        self.wants_continue = True
         self.head = b""
         self.status = 0
         self._event: asyncio.Event | None = None
+        self.task: asyncio.Task[None] | None = None
         self.scope = self._build_scope(request)
 
     def _build_scope(self, request: Request) -> dict[str, Any]:
@@ -540,13 +563,14 @@ class RequestCycle:
         if "%" in path:
             path = unquote(path)
         conninfo = request.connection
-        headers = request.headers.lower_items()
+        headers = [(f[0], f[2]) for f in request.headers._fields]  # (lower_items, inlined)
         if conninfo.fields:
             conn_fields = conninfo.fields.lower_items()
             headers += conn_fields
-            options = sorted(conninfo.options)
+            connection = {"options": sorted(conninfo.options), "fields": conn_fields}
         else:
-            conn_fields, options = _NO_FIELDS, _NO_OPTIONS  # shared empties: apps only read
+            connection = {"options": _NO_OPTIONS, "fields": _NO_FIELDS}  # empties: apps read
+        method = request.method
         root_path = config.root_path
         scope: dict[str, Any] = {
             "type": "http",
@@ -555,16 +579,14 @@ class RequestCycle:
             "server": protocol.server_addr,
             "client": protocol.client_addr,
             "scheme": "http",
-            "method": request.method.decode("ascii"),
+            "method": _METHODS.get(method) or method.decode("ascii"),
             "root_path": root_path,
-            "path": root_path + path,
+            "path": root_path + path if root_path else path,
             "raw_path": raw_path,
             "query_string": query,
             "headers": headers,
             "state": protocol.state.lifespan_state.copy(),
-            "extensions": {
-                "onehop.connection": {"options": options, "fields": conn_fields}
-            },
+            "extensions": {"onehop.connection": connection},
         }
         if config.proxy_headers:
             _apply_proxy_headers(scope, config.forwarded_allow_ips)
@@ -593,25 +615,30 @@ class RequestCycle:
         """Run the app for this request; answer 500 or abort if it fails."""
         protocol = self.protocol
         try:
-            await app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                raise
-            if not self.disconnected:
-                logger.error("Exception in ASGI application", exc_info=exc)
-            if not self.response_started:
-                self._send_500()
-            elif not self.response_complete:
-                protocol.abort()  # the head is out: only cutting tells the client
-        else:
-            if self.disconnected:
-                return
-            if not self.response_started:
-                logger.error("ASGI application returned without starting a response")
-                self._send_500()
-            elif not self.response_complete:
-                logger.error("ASGI application returned without completing the response")
-                protocol.abort()
+            try:
+                await app(self.scope, self.receive, self.send)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    raise
+                if not self.disconnected:
+                    logger.error("Exception in ASGI application", exc_info=exc)
+                if not self.response_started:
+                    self._send_500()
+                elif not self.response_complete:
+                    protocol.abort()  # the head is out: only cutting tells the client
+            else:
+                if self.disconnected:
+                    return
+                if not self.response_started:
+                    logger.error("ASGI application returned without starting a response")
+                    self._send_500()
+                elif not self.response_complete:
+                    logger.error("ASGI application returned without completing the response")
+                    protocol.abort()
+        finally:
+            task = self.task
+            if task is not None:
+                protocol.state.tasks.discard(task)
 
     def _send_500(self) -> None:
         if self.disconnected or self.protocol.closing:
@@ -634,7 +661,12 @@ class RequestCycle:
     async def receive(self) -> Message:
         if self.wants_continue:
             self.wants_continue = False
-            if not self.response_started and not self.body_complete and not self.disconnected:
+            if (
+                not self.response_started
+                and not self.body_complete
+                and not self.disconnected
+                and self.request.expects_continue
+            ):
                 # RFC 9110 §10.1.1: 100 only once the app asks for the content.
                 data = self.conn.send(InformationalResponse(100))
                 transport = self.protocol.transport
@@ -673,8 +705,12 @@ class RequestCycle:
             self.status = message["status"]
             self.head = self.conn.send(self._response(message))
             # Coalesce the head with the first body chunk when it comes in the same
-            # loop iteration; flush it on its own otherwise (streaming apps).
-            protocol.loop.call_soon(self._flush_head)
+            # loop iteration; flush it on its own otherwise (streaming apps). One
+            # callback per loop iteration flushes the heads of every connection.
+            pending = protocol.state.pending_heads
+            if not pending:
+                protocol.loop.call_soon(_flush_heads, pending)
+            pending.append(self)
             return
         if self.response_complete:
             raise RuntimeError(f"unexpected {kind!r}: the response is complete")
@@ -694,7 +730,8 @@ class RequestCycle:
         if transport is not None and out:
             transport.write(out)
         if not more:
-            self.wake()
+            if self._event is not None:
+                self._event.set()  # (wake, inlined)
             protocol.response_complete(self)
 
     def _flush_head(self) -> None:
@@ -710,20 +747,47 @@ class RequestCycle:
         headers, conninfo = protocol.state.head_cache.split(
             message.get("headers", ()), config.server_header, config.date_header
         )
-        close = protocol.wants_close()
-        ka = None if close else protocol.keep_alive_field(self.request)
-        if conninfo.fields or conninfo.options or close or ka is not None:
-            options = set(conninfo.options)
-            options.discard(b"keep-alive")
-            if close:
-                options.add(b"close")
-            conn_fields = [
-                (f[1], f[2]) for f in conninfo.fields.fields if f[0] not in _DROP_FROM_APP
-            ]
-            if ka is not None:
-                conn_fields.append(ka)
-            conninfo = ConnectionInfo(options=options, fields=conn_fields)
-        return Response(self.status, headers, connection=conninfo)
+        # (wants_close and keep_alive_field, inlined: this runs for every response)
+        limit = config.max_requests_per_connection
+        close = protocol.state.shutting_down or (
+            limit is not None and protocol.requests >= limit
+        )
+        mode = config.keep_alive_header
+        if close or mode == "never" or (
+            mode == "http10" and self.request.http_version != b"1.0"
+        ):
+            if not close and conninfo is NO_CONNECTION_INFO:
+                return Response(self.status, headers)
+            ka = None
+        else:
+            ka = protocol.keep_alive_field(self.request)
+        if conninfo is NO_CONNECTION_INFO:
+            # Nothing hop-by-hop from the app: our fields are known valid, skip the checks.
+            if ka is None:
+                return Response(self.status, headers, connection=_CLOSE_CONNINFO)
+            return Response(self.status, headers, connection=ConnectionInfo._trusted(
+                _EMPTY_OPTIONS, [(b"keep-alive", ka[0], ka[1])]
+            ))
+        options = set(conninfo.options)
+        options.discard(b"keep-alive")
+        if close:
+            options.add(b"close")
+        conn_fields = [
+            (f[1], f[2]) for f in conninfo.fields.fields if f[0] not in _DROP_FROM_APP
+        ]
+        if ka is not None:
+            conn_fields.append(ka)
+        return Response(
+            self.status, headers, connection=ConnectionInfo(options=options, fields=conn_fields)
+        )
+
+def _flush_heads(pending: list[RequestCycle]) -> None:
+    """Write every response head still waiting for its body (see ``send``)."""
+    cycles = pending[:]
+    pending.clear()
+    for cycle in cycles:
+        if cycle.head:
+            cycle._flush_head()
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from onehop._aio import new_event_loop
 from onehop.server.config import AppLoadError, ASGIApp, Config
 from onehop.server.lifespan import Lifespan
-from onehop.server.protocol import HttpProtocol, _HeadCache
+from onehop.server.protocol import HttpProtocol, RequestCycle, _HeadCache
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,7 +38,15 @@ class ServerState:
         self.shutting_down = False
         self.lifespan_state: dict[str, Any] = {}
         self.head_cache = _HeadCache()
+        #: Cycles whose response head waits to be coalesced with their body (protocol.py).
+        self.pending_heads: list[RequestCycle] = []
         self._on_exit = on_exit
+
+    def live_tasks(self) -> set[asyncio.Task[None]]:
+        """``tasks`` without any that ended unseen (cancelled before their first step)."""
+        done = [task for task in self.tasks if task.done()]
+        self.tasks.difference_update(done)
+        return self.tasks
 
     def request_exit(self) -> None:
         """Ask the server to stop (the global request limit was reached)."""
@@ -185,7 +193,7 @@ class Server:
         grace = self.config.timeout_graceful_shutdown
         loop = asyncio.get_running_loop()
         deadline = None if grace is None else loop.time() + grace
-        while (state.connections or state.tasks) and not self.force_exit:
+        while (state.connections or state.live_tasks()) and not self.force_exit:
             if deadline is not None and loop.time() >= deadline:
                 logger.warning("Graceful shutdown timed out; cutting %d connection(s)",
                                len(state.connections))
@@ -195,7 +203,7 @@ class Server:
             conn.abort()
         for task in list(state.tasks):
             task.cancel()
-        if state.tasks:
+        if state.live_tasks():
             await asyncio.wait(list(state.tasks), timeout=1.0)
         for srv in self.servers:
             await srv.wait_closed()
