@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterable, Callable
 from typing import Final
 
+from onehop._aio import LazyTimer
 from onehop.client.errors import ReadTimeout, ServerDisconnected, WriteTimeout
 from onehop.core import (
     NEED_DATA,
@@ -110,12 +111,9 @@ class HTTPConnection(asyncio.Protocol):
         #: A final response that arrived while we waited for ``100 Continue``.
         self._early: Response | None = None
         self._body_skipped = False
-        # One lazily re-armed read timer: a wait only moves ``_deadline`` (0.0: no
-        # wait is timed); the pending handle fires early, sees the later deadline
-        # and re-arms, so a warm exchange costs no timer churn.
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0
-        self._deadline = 0.0
+        # One lazily re-armed read timer for every wait, so a warm exchange costs
+        # no timer churn; it times out the waiter in ``_waiter``.
+        self._timer = LazyTimer(self._loop, self._read_timed_out)
 
     def __repr__(self) -> str:
         return f"<HTTPConnection #{self.id} {self.state.name} {self.origin}>"
@@ -212,11 +210,7 @@ class HTTPConnection(asyncio.Protocol):
         self.state = ConnState.CLOSED
         if self.close_reason is None or not self._stale:
             self.close_reason = reason
-        self._deadline = 0.0
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
+        self._timer.cancel()
         if self._transport is not None:
             self._transport.close()
         self._wake()
@@ -264,13 +258,7 @@ class HTTPConnection(asyncio.Protocol):
                 await self._drain(write_timeout)
             return
         core = self.core
-        transport = self._transport
-        self.bytes_received = 0
-        self.requests_sent += 1
-        if self.requests_left is not None:
-            self.requests_left -= 1
-        if self._lost or transport is None or transport.is_closing():
-            raise ServerDisconnected("the connection was closed before the request was sent")
+        transport = self._begin_request()
         out = core.send(request)
         if continue_wait is not None and body is not None and request.expects_continue:
             transport.write(out)
@@ -310,6 +298,17 @@ class HTTPConnection(asyncio.Protocol):
         Raises:
             ServerDisconnected: the connection was already gone.
         """
+        transport = self._begin_request()
+        core = self.core
+        transport.write(core.send(request) + core.send(_END))
+        return self._write_paused
+
+    def _begin_request(self) -> asyncio.Transport:
+        """Count a request about to be written; return the transport to write it to.
+
+        Raises:
+            ServerDisconnected: the connection was already gone.
+        """
         transport = self._transport
         self.bytes_received = 0
         self.requests_sent += 1
@@ -317,9 +316,7 @@ class HTTPConnection(asyncio.Protocol):
             self.requests_left -= 1
         if self._lost or transport is None or transport.is_closing():
             raise ServerDisconnected("the connection was closed before the request was sent")
-        core = self.core
-        transport.write(core.send(request) + core.send(_END))
-        return self._write_paused
+        return transport
 
     async def drain(self, write_timeout: float | None) -> None:
         """Wait until the transport takes more bytes (after :meth:`send_request_nowait`).
@@ -377,7 +374,7 @@ class HTTPConnection(asyncio.Protocol):
             self._transport.resume_reading()
         fut = self._waiter = self._loop.create_future()
         if timeout is not None:
-            self._arm(timeout)
+            self._timer.arm(timeout)
         return fut
 
     async def _next_event(self, timeout: float | None) -> Event:
@@ -392,30 +389,9 @@ class HTTPConnection(asyncio.Protocol):
                 await self._prepare_wait(timeout)
             finally:
                 self._waiter = None
-                self._deadline = 0.0
+                self._timer.disarm()
 
-    def _arm(self, timeout: float) -> None:
-        """Time the current wait out after *timeout* s (see ``_timer`` in ``__init__``)."""
-        deadline = self._loop.time() + timeout
-        self._deadline = deadline
-        timer = self._timer
-        if timer is not None:
-            if self._timer_when <= deadline:
-                return  # fires early, sees the later deadline and re-arms for the rest
-            timer.cancel()
-        self._timer_when = deadline
-        self._timer = self._loop.call_at(deadline, self._timer_fired)
-
-    def _timer_fired(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if not deadline or self.state is ConnState.CLOSED:
-            return  # no timed wait now: the timer lapses until the next one
-        if self._loop.time() < deadline:
-            self._timer_when = deadline
-            self._timer = self._loop.call_at(deadline, self._timer_fired)
-            return
-        self._deadline = 0.0
+    def _read_timed_out(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(ReadTimeout("timed out"))
@@ -457,7 +433,7 @@ class HTTPConnection(asyncio.Protocol):
                     await self._prepare_wait(timeout)
                 finally:
                     self._waiter = None
-                    self._deadline = 0.0
+                    self._timer.disarm()
                 continue
             if type(event) is Response:
                 return event

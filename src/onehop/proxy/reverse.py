@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final
 
-from onehop._aio import FlowControl
+from onehop._aio import FlowControl, LazyTimer
 from onehop.client.connection import HTTPConnection, Origin
 from onehop.client.errors import (
     ClientError,
@@ -297,12 +297,9 @@ class _Inbound(asyncio.Protocol):
         self._waiting_upstream = False
         #: The request whose answer is awaited (for relaying 1xx responses).
         self._current: Request = _NO_REQUEST
-        # One lazily re-armed timer for the waits: a wait only moves ``_deadline``
-        # (0.0: no timed wait); the pending handle fires early, sees the later
-        # deadline and re-arms, so a keep-alive request costs no timer churn.
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0
-        self._deadline = 0.0
+        # One lazily re-armed timer for the waits, so a keep-alive request costs no
+        # timer churn; it times out the waiter in ``_waiter``.
+        self._timer = LazyTimer(self._loop, self._wait_timed_out)
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -350,11 +347,7 @@ class _Inbound(asyncio.Protocol):
         self.core.receive_data(b"")
         self.flow.close()
         self.proxy._inbound.discard(self)
-        self._deadline = 0.0
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
+        self._timer.cancel()
         self._wake()
         task = self._task
         if task is not None and not task.done():
@@ -388,35 +381,14 @@ class _Inbound(asyncio.Protocol):
     async def _wait(self, timeout: float | None) -> None:
         fut = self._waiter = self._loop.create_future()
         if timeout is not None:
-            self._arm(timeout)
+            self._timer.arm(timeout)
         try:
             await fut
         finally:
             self._waiter = None
-            self._deadline = 0.0
+            self._timer.disarm()
 
-    def _arm(self, timeout: float) -> None:
-        """Time the current wait out after *timeout* s (see ``_timer`` in ``__init__``)."""
-        deadline = self._loop.time() + timeout
-        self._deadline = deadline
-        timer = self._timer
-        if timer is not None:
-            if self._timer_when <= deadline:
-                return  # fires early, sees the later deadline and re-arms for the rest
-            timer.cancel()
-        self._timer_when = deadline
-        self._timer = self._loop.call_at(deadline, self._timer_fired)
-
-    def _timer_fired(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if not deadline or self.lost:
-            return  # no timed wait now: the timer lapses until the next one
-        if self._loop.time() < deadline:
-            self._timer_when = deadline
-            self._timer = self._loop.call_at(deadline, self._timer_fired)
-            return
-        self._deadline = 0.0
+    def _wait_timed_out(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(TimeoutError())
@@ -447,15 +419,7 @@ class _Inbound(asyncio.Protocol):
                 raise ClientGone("client connection lost")
             if self._read_paused:
                 self._resume()
-            # ``_wait`` inlined: one coroutine fewer per request.
-            fut = self._waiter = self._loop.create_future()
-            if timeout is not None:
-                self._arm(timeout)
-            try:
-                await fut
-            finally:
-                self._waiter = None
-                self._deadline = 0.0
+            await self._wait(timeout)
 
     # --- tunnel endpoint (after 101 / CONNECT) ------------------------------------------------
 

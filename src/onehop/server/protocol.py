@@ -18,7 +18,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
-from onehop._aio import FlowControl
+from onehop._aio import FlowControl, LazyTimer
 from onehop.core import (
     NEED_DATA,
     PAUSED,
@@ -186,12 +186,10 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = False
         self.lingering = False
         self.eof = False
-        # One timer handle serves every kind; it is re-armed lazily (a later deadline
-        # only moves ``_deadline``), so a keep-alive request costs no timer churn.
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0
+        # One lazily re-armed timer serves every kind (``_timer_kind``), so a
+        # keep-alive request costs no timer churn.
+        self._timer = LazyTimer(self.loop, self._timer_fired)
         self._timer_kind = ""
-        self._deadline = 0.0
 
     # --- transport callbacks -----------------------------------------------------------------
 
@@ -291,7 +289,7 @@ class HttpProtocol(asyncio.Protocol):
                 return
 
     def _start_cycle(self, request: Request) -> None:
-        self._timer_kind = ""  # (_cancel_timer, inlined)
+        self._cancel_timer()
         self.requests += 1
         state = self.state
         state.total_requests += 1
@@ -359,12 +357,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         if cycle.body_complete and self.cycle is cycle:
             self.cycle = None
-        # (_set_timer("idle"), inlined: a later deadline only moves ``_deadline``)
-        deadline = self.loop.time() + config.timeout_keep_alive
         self._timer_kind = "idle"
-        self._deadline = deadline
-        if self._timer is None or self._timer_when > deadline:
-            self._set_timer("idle")
+        self._timer.arm(config.timeout_keep_alive)
         if self.read_paused:
             self.resume_reading()  # also pulls the next pipelined request
         elif conn.buffered or self.eof or self.cycle is not None:
@@ -418,37 +412,22 @@ class HttpProtocol(asyncio.Protocol):
             delay = config.header_timeout
         else:
             delay = config.body_timeout or 0.0
-        deadline = self.loop.time() + delay
         self._timer_kind = kind
-        self._deadline = deadline
-        if self._timer is not None:
-            if self._timer_when <= deadline:
-                return  # fires early, sees the later deadline and re-arms for the rest
-            self._timer.cancel()
-        self._timer_when = deadline
-        self._timer = self.loop.call_at(deadline, self._timer_fired)
+        self._timer.arm(delay)
 
     def _cancel_timer(self) -> None:
         # Lazy: the pending handle fires as a no-op (cheaper than cancel + re-arm per request).
         self._timer_kind = ""
+        self._timer.disarm()
 
     def _drop_timer(self) -> None:
         self._timer_kind = ""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
     def _timer_fired(self) -> None:
-        self._timer = None
-        kind = self._timer_kind
+        kind, self._timer_kind = self._timer_kind, ""
         if not kind or self.closing:
             return
-        remaining = self._deadline - self.loop.time()
-        if remaining > 0.001:
-            self._timer_when = self._deadline
-            self._timer = self.loop.call_at(self._deadline, self._timer_fired)
-            return
-        self._timer_kind = ""
         cycle = self.cycle
         if kind == "body":
             if cycle is None or cycle.body_complete:
