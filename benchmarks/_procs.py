@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -112,3 +113,37 @@ class Running:
         for pid in pids[1:]:  # workers a killed parent left behind
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class Cell:
+    """One wrk run: requests/s, p99 latency, CPU and peak RSS of the measured tree."""
+
+    rps: float
+    p99_ms: float
+    cpu_us: float
+    rss_mib: float
+    errors: int = 0
+
+
+def run_wrk(wrk_args: list[str], url: str, pid: int | None, duration: float) -> Cell:
+    """Run ``wrk --latency`` (pinned to CPU 1) at *url*; CPU µs per completed request and
+    VmHWM are those of *pid*'s process tree (none for *pid* None: the direct origin)."""
+    cmd = ["taskset", "-c", "1", "wrk", f"-d{duration:g}s", "--latency", *wrk_args, url]
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    cpu = cpu_seconds(pid) - cpu0 if pid else 0.0
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock_err = re.search(r"Socket errors:.*?read (\d+), write (\d+), timeout (\d+)", out)
+    latency = 0.0
+    if p99:
+        latency = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    n = int(total.group(1)) if total else 0
+    nerr = int(errors.group(1)) if errors else 0
+    if sock_err:
+        nerr += sum(int(g) for g in sock_err.groups())
+    return Cell(float(rps.group(1)) if rps else 0.0, latency, cpu / n * 1e6 if n else 0.0,
+                status_kib(pid, "VmHWM") / 1024 if pid else 0.0, nerr)

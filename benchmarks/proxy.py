@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -66,7 +65,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from _procs import Running, cpu_seconds, free_port, have, status_kib
+from _procs import Cell, Running, free_port, have, run_wrk, status_kib
 
 ORIGIN_CONF = """\
 worker_processes 1;
@@ -256,13 +255,6 @@ class Contender:
     src: str | None = None
 
 
-@dataclass
-class Cell:
-    rps: float
-    p99_ms: float
-    cpu_us: float
-    rss_mib: float
-    errors: int = 0
 
 
 def contenders(tmp: Path, origin: int, nginx: str,
@@ -307,30 +299,11 @@ def _instantiate(c: Contender, port: int, tmp: Path, origin: int) -> list[str]:
     return cmd
 
 
-def run_wrk(port: int, pid: int | None, duration: float, conns: int,
-            lua: Path | None) -> Cell:
-    """One wrk run; CPU is the proxy tree's, per completed request."""
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency"]
-    if lua is not None:
-        cmd += ["-s", str(lua)]
-    cmd.append(f"http://127.0.0.1:{port}/")
-    cpu0 = cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
-    cpu = cpu_seconds(pid) - cpu0 if pid else 0.0
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    sock_err = re.search(r"Socket errors:.*?read (\d+), write (\d+), timeout (\d+)", out)
-    latency = 0.0
-    if p99:
-        latency = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    n = int(total.group(1)) if total else 0
-    nerr = int(errors.group(1)) if errors else 0
-    if sock_err:
-        nerr += sum(int(g) for g in sock_err.groups())
-    return Cell(float(rps.group(1)) if rps else 0.0, latency, cpu / n * 1e6 if n else 0.0,
-                status_kib(pid, "VmHWM") / 1024 if pid else 0.0, nerr)
+def wrk_proxy(port: int, pid: int | None, duration: float, conns: int,
+              lua: Path | None) -> Cell:
+    """One wrk run through the proxy on *port*; CPU is the proxy tree's."""
+    args = ["-t1", f"-c{conns}"] + (["-s", str(lua)] if lua is not None else [])
+    return run_wrk(args, f"http://127.0.0.1:{port}/", pid, duration)
 
 
 # --- memory: 1 GiB each way through the onehop proxy ------------------------------------------
@@ -489,7 +462,7 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
                     lua.write_text(ABSOLUTE_LUA.format(url=f"http://127.0.0.1:{oport}/"))
                 try:
                     if c.cmd is None:
-                        cell = run_wrk(oport, None, args.duration, args.connections, None)
+                        cell = wrk_proxy(oport, None, args.duration, args.connections, None)
                     else:
                         port = free_port()
                         cmd = _instantiate(c, port, tmp, oport)
@@ -500,7 +473,7 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
                                 [c.src, env.get("PYTHONPATH", "")])}
                         with Running(cmd, port, cenv, tmp, cpus=c.cpus, target=target,
                                      ready=b"HTTP/1.1 200") as proc:
-                            cell = run_wrk(port, proc.proc.pid, args.duration,
+                            cell = wrk_proxy(port, proc.proc.pid, args.duration,
                                            args.connections, lua)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     print(f"# {name}: {exc}", file=sys.stderr)

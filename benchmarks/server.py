@@ -25,20 +25,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import selectors
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from _procs import Running, cpu_seconds, free_port, have, status_kib
+from _procs import Cell, Running, free_port, have, run_wrk, status_kib
 
 APPS_SOURCE = '''
 async def hello(scope, receive, send):
@@ -120,30 +117,12 @@ def server_commands(app: str, port: int) -> dict[str, list[str]]:
 
 
 
-@dataclass
-class Cell:
-    rps: float
-    p99_ms: float
-    cpu_us: float
-    rss_mib: float
 
 
-def run_wrk(server: Running, mode_args: list[str], duration: float, conns: int) -> Cell:
+def wrk_server(server: Running, mode_args: list[str], duration: float, conns: int) -> Cell:
     """One wrk run against *server*; CPU is the server tree's, per completed request."""
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
-           *mode_args, f"http://127.0.0.1:{server.port}/"]
-    cpu0 = cpu_seconds(server.proc.pid)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
-    cpu = cpu_seconds(server.proc.pid) - cpu0
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    latency = 0.0
-    if p99:
-        latency = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    n = int(total.group(1)) if total else 0
-    return Cell(float(rps.group(1)) if rps else 0.0, latency, cpu / n * 1e6 if n else 0.0,
-                status_kib(server.proc.pid, "VmHWM") / 1024)
+    return run_wrk(["-t1", f"-c{conns}", *mode_args], f"http://127.0.0.1:{server.port}/",
+                   server.proc.pid, duration)
 
 
 def idle_connection_cost(server: Running, count: int) -> float:
@@ -249,7 +228,7 @@ def main() -> int:
                     cmd = server_commands(f"bench_apps:{app}", port)[name]
                     try:
                         with Running(cmd, port, env, tmp) as server:
-                            cell = run_wrk(server, margs, args.duration, args.connections)
+                            cell = wrk_server(server, margs, args.duration, args.connections)
                     except RuntimeError as exc:
                         print(f"# {name} {app} {mode}: {exc}", file=sys.stderr)
                         continue
