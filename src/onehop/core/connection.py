@@ -38,7 +38,6 @@ from onehop.core.framing import (
 )
 from onehop.core.headers import (
     EMPTY_HEADERS,
-    HOP_BY_HOP_FIELDS,
     NO_CONNECTION_INFO,
     TOKEN_RE,
     ConnectionInfo,
@@ -64,16 +63,17 @@ from onehop.core.state import State, Trigger, transition
 from onehop.core.target import _HOST_RE, check_host, check_request_target
 from onehop.core.writer import (
     CHUNKED_WRITER,
-    FIELD_LINE,
     NO_BODY_WRITER,
-    RAW_AND_VALUE,
     BodyWriter,
+    Vetted,
+    connection_lines,
+    reject_hop_by_hop,
+    vet,
     write_head,
 )
 from onehop.errors import (
     BodyTooLarge,
     FramingMismatch,
-    HopByHopInHeaders,
     IncompleteMessage,
     InvalidMessageToSend,
     InvalidSendState,
@@ -108,8 +108,6 @@ _NAME: Final = itemgetter(0)
 _COMMON_METHODS: Final = frozenset(
     {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"}
 )
-#: Names that may not be sent among the end-to-end ``headers``.
-_NOT_END_TO_END: Final = HOP_BY_HOP_FIELDS | {b"close"}
 
 _TARGET_RE: Final = re.compile(rb"[\x21-\x7e]+")
 _REASON_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
@@ -571,6 +569,7 @@ class Connection:
             return data
         trailers = _new(Headers)
         trailers._fields = got
+        trailers._vetted = None
         end = _new(EndOfMessage)
         end.trailers = trailers
         return self._end_read(end)
@@ -644,37 +643,21 @@ class Connection:
         self._write = transition(self._write, Trigger.FAIL)
         self._persist = False
 
-    def _check_fields(self, headers: Headers, conn: ConnectionInfo) -> list[bytes]:
-        """Reject hop-by-hop fields passed as end-to-end; return Content-Length values.
+    def _check_fields(self, headers: Headers, conn: ConnectionInfo) -> Vetted:
+        """Reject hop-by-hop fields passed as end-to-end; return what the writer needs.
 
         Sets ``self._sent_host`` as a by-product, so the Host rule needs no second pass.
         """
+        vetted = headers._vetted or vet(headers)
         nominated = conn.options
-        fields = headers._fields
-        names = list(map(_NAME, fields))
-        if not _NOT_END_TO_END.isdisjoint(names) or (
-            nominated and not nominated.isdisjoint(names)
-        ):
-            self._reject_hop_by_hop(fields, nominated)
-        self._sent_host = b"host" in names
-        lengths = [f[2] for f in fields if f[0] == b"content-length"] if (
-            b"content-length" in names) else []
-        for option in nominated:  # (empty for the shared NO_CONNECTION_INFO)
-            if not TOKEN_RE.fullmatch(option):
-                raise InvalidMessageToSend(f"connection option {option!r} is not a token")
-        return lengths
-
-    @staticmethod
-    def _reject_hop_by_hop(fields: list[Field], nominated: frozenset[bytes]) -> None:
-        for f in fields:
-            name = f[0]
-            if name in _NOT_END_TO_END or name in nominated:
-                # "close" is a reserved field name (RFC 9110 §18.4): our own
-                # ``Connection: close`` would nominate it and strip it.
-                raise HopByHopInHeaders(
-                    f"{f[1].decode('latin-1')!r} is hop-by-hop: pass it in `connection`, not "
-                    "`headers` (RFC 9110 §7.6.1)"
-                )
+        if nominated:  # (empty for the shared NO_CONNECTION_INFO)
+            if not nominated.isdisjoint(vetted.names):
+                reject_hop_by_hop(headers._fields, nominated)
+            for option in nominated:
+                if not TOKEN_RE.fullmatch(option):
+                    raise InvalidMessageToSend(f"connection option {option!r} is not a token")
+        self._sent_host = vetted.has_host
+        return vetted
 
     @staticmethod
     def _connection_tokens(conn: ConnectionInfo, persist: bool, peer_10: bool) -> list[bytes]:
@@ -694,6 +677,25 @@ class Connection:
             if option not in (b"close", b"keep-alive") and option not in tokens:
                 tokens.append(option)
         return tokens
+
+    @classmethod
+    def _conn_block(cls, conn: ConnectionInfo, persist: bool, peer_10: bool) -> bytes:
+        """The connection-specific lines to write for *conn*, memoized on it.
+
+        They depend only on *conn* and the two flags, and a server sends the
+        same few instances (no options; a shared ``Keep-Alive``) again and again.
+        """
+        memo = conn._wire
+        if memo is None:
+            memo = conn._wire = [None, None, None, None]
+        key = persist + 2 * peer_10
+        lines = memo[key]
+        if lines is None:
+            lines = memo[key] = connection_lines(
+                cls._conn_fields_to_write(conn, persist),
+                cls._connection_tokens(conn, persist, peer_10),
+            )
+        return lines
 
     @staticmethod
     def _conn_fields_to_write(conn: ConnectionInfo, persist: bool) -> list[Field]:
@@ -748,7 +750,8 @@ class Connection:
             except ProtocolError as exc:
                 raise InvalidMessageToSend(exc.msg) from None
         conn = event.connection
-        lengths = self._check_fields(event.headers, conn)
+        vetted = self._check_fields(event.headers, conn)
+        lengths = vetted.lengths
         if version == b"1.1" and not self._sent_host:
             raise InvalidMessageToSend("an HTTP/1.1 request needs a Host field (RFC 9112 §3.2)")
         chunked = conn is not NO_CONNECTION_INFO and self._wants_chunked(conn)
@@ -763,17 +766,14 @@ class Connection:
         else:
             body = NO_BODY_WRITER
         persist = self._persist and self._allow_keep_alive and b"close" not in conn.options
-        fields = event.headers._fields
-        if conn is NO_CONNECTION_INFO and persist and version == b"1.1" and fields:
+        if conn is NO_CONNECTION_INFO and persist and version == b"1.1" and vetted.block:
             # (write_head's commonest case inlined: no Connection line, no framing line.)
-            head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (
-                method, target, b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, fields))))
+            head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (method, target, vetted.block)
         else:
             head = write_head(
                 b"%s %s HTTP/%s" % (method, target, version),
-                event.headers._fields,
-                self._conn_fields_to_write(conn, persist),
-                self._connection_tokens(conn, persist, version == b"1.0"),
+                vetted.block,
+                self._conn_block(conn, persist, version == b"1.0"),
                 b"Transfer-Encoding: chunked" if chunked else b"",
             )
         self._persist = persist
@@ -793,7 +793,7 @@ class Connection:
             raise InvalidSendState("a server MUST NOT send a 1xx response to an HTTP/1.0 client "
                                    "(RFC 9110 §15.2)")
         conn = event.connection
-        self._check_fields(event.headers, conn)
+        vetted = self._check_fields(event.headers, conn)
         switching = status == 101
         if switching:
             if not _offers_upgrade(request.connection) or b"upgrade" not in conn.fields:
@@ -804,9 +804,9 @@ class Connection:
         tokens = self._connection_tokens(conn, True, False)
         head = write_head(
             self._status_line(event),
-            event.headers.fields,
-            self._conn_fields_to_write(conn, True),
-            [t for t in tokens if t != b"close"],
+            vetted.block,
+            connection_lines(self._conn_fields_to_write(conn, True),
+                             [t for t in tokens if t != b"close"]),
             b"",
         )
         if switching:
@@ -836,7 +836,8 @@ class Connection:
         if not 200 <= status <= 999:
             raise InvalidMessageToSend(f"{status} is not a final status")
         conn = event.connection
-        lengths = self._check_fields(event.headers, conn)
+        vetted = self._check_fields(event.headers, conn)
+        lengths = vetted.lengths
         chunked = conn is not NO_CONNECTION_INFO and self._wants_chunked(conn)
         if chunked and lengths:
             raise FramingMismatch("both Content-Length and chunked requested")
@@ -867,18 +868,15 @@ class Connection:
             and framing is not _UNTIL_CLOSE
             and self._read is not _ERROR
         )
-        if conn is NO_CONNECTION_INFO and persist and not peer_10:
-            tokens: list[bytes] = []
-            conn_fields: list[Field] = []
-        else:
-            tokens = self._connection_tokens(conn, persist, peer_10)
-            conn_fields = self._conn_fields_to_write(conn, persist)
         if framing is _TUNNEL:
-            tokens = [t for t in tokens if t not in (b"close", b"keep-alive")]
+            tokens = [t for t in self._connection_tokens(conn, persist, peer_10)
+                      if t not in (b"close", b"keep-alive")]
+            conn_block = connection_lines(self._conn_fields_to_write(conn, persist), tokens)
+        else:
+            conn_block = self._conn_block(conn, persist, peer_10)
         status_line = None if event.reason else _STATUS_LINES.get(status)
         head = write_head(
-            status_line or self._status_line(event),
-            event.headers._fields, conn_fields, tokens, framing_line,
+            status_line or self._status_line(event), vetted.block, conn_block, framing_line
         )
         if framing is _TUNNEL:
             if self._read not in (_PAUSED, _DONE):
@@ -888,7 +886,8 @@ class Connection:
             return head
         self._persist = persist
         if framing is _LENGTH:
-            self._wbody = BodyWriter(framing, self._length(lengths))
+            length = vetted.length
+            self._wbody = BodyWriter(framing, self._length(lengths) if length is None else length)
         elif method == b"HEAD":
             self._wbody = BodyWriter(framing, discard=True)
         elif framing is _CHUNKED:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import Final, Union
+from typing import TYPE_CHECKING, Final, Union
 
 from onehop.errors import InvalidConnectionHeader, InvalidHeaderToSend
+
+if TYPE_CHECKING:
+    from onehop.core.writer import Vetted
 
 #: A field as stored: (lower-case name, name as received, value without OWS).
 Field = tuple[bytes, bytes, bytes]
@@ -68,11 +71,16 @@ class Headers:
     Keeps each name's case and the order of field lines as received, because
     proxies forward them and some peers care (issue 2, segregation). Values are
     stored without leading or trailing whitespace (RFC 9112 §5.1).
+
+    Immutable: a sent instance keeps, in ``_vetted``, what the writer checked
+    and serialized (:func:`onehop.core.writer.vet`), so an instance a server
+    sends on every response (see the server's head cache) is checked once.
     """
 
-    __slots__ = ("_fields",)
+    __slots__ = ("_fields", "_vetted")
 
     def __init__(self, fields: HeaderInput = ()) -> None:
+        self._vetted: Vetted | None = None
         if isinstance(fields, Headers):
             self._fields: list[Field] = list(fields._fields)
             return
@@ -129,6 +137,7 @@ class Headers:
         """Wrap already-validated triples without copying (the parser's fast path)."""
         self = cls.__new__(cls)
         self._fields = fields
+        self._vetted = None
         return self
 
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
@@ -293,10 +302,12 @@ class ConnectionInfo:
 
     On send, ``fields`` are the connection-specific fields to write (e.g.
     ``Upgrade``, ``Keep-Alive``) and ``options`` extra tokens; the writer writes
-    ``Connection`` itself, listing them, plus ``close``/``keep-alive``.
+    ``Connection`` itself, listing them, plus ``close``/``keep-alive``. Treat an
+    instance as immutable: the writer keeps the lines it wrote for it in
+    ``_wire`` (one per persistence case), so a shared instance is serialized once.
     """
 
-    __slots__ = ("_keep_alive", "fields", "options")
+    __slots__ = ("_keep_alive", "_wire", "fields", "options")
 
     def __init__(
         self, options: Iterable[bytes | str] = (), fields: HeaderInput = ()
@@ -306,6 +317,7 @@ class ConnectionInfo:
         )
         self.fields: Headers = fields if isinstance(fields, Headers) else Headers(fields)
         self._keep_alive: KeepAliveParams | None = None
+        self._wire: list[bytes | None] | None = None
 
     @classmethod
     def _trusted(cls, options: frozenset[bytes], fields: list[Field]) -> ConnectionInfo:
@@ -313,6 +325,7 @@ class ConnectionInfo:
         self.options = options
         self.fields = Headers._trusted(fields)
         self._keep_alive = None
+        self._wire = None
         return self
 
     @property
@@ -438,6 +451,7 @@ def _split(
     """:func:`split_fields`; *hits* are the special lines from :func:`_scan`, if known."""
     hop = HOP_BY_HOP_FIELDS
     headers = _new(Headers)
+    headers._vetted = None
     if not special or hop.isdisjoint(special):
         headers._fields = fields
         return headers, NO_CONNECTION_INFO
@@ -466,10 +480,12 @@ def _split(
     headers._fields = e2e
     conn_headers = _new(Headers)
     conn_headers._fields = conn
+    conn_headers._vetted = None
     info = _new(ConnectionInfo)
     info.options = options
     info.fields = conn_headers
     info._keep_alive = None
+    info._wire = None
     return headers, info
 
 

@@ -10,43 +10,93 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Final
 
-from onehop.core.framing import Framing
-from onehop.core.headers import Field
-from onehop.errors import FramingMismatch
+from onehop.core.framing import MAX_CONTENT_LENGTH_DIGITS, Framing
+from onehop.core.headers import HOP_BY_HOP_FIELDS, Field, Headers
+from onehop.errors import FramingMismatch, HopByHopInHeaders
 
 #: (raw name, value) of a field triple, and "name: value" of such a pair (C-level map).
 RAW_AND_VALUE: Final = itemgetter(1, 2)
 FIELD_LINE: Final = b": ".join
+_NAME: Final = itemgetter(0)
+#: Names that may not be sent among the end-to-end ``headers``.
+NOT_END_TO_END: Final = HOP_BY_HOP_FIELDS | {b"close"}
 
 
-def write_head(
-    start_line: bytes,
-    fields: list[Field],
-    conn_fields: list[Field],
-    tokens: list[bytes],
-    framing_line: bytes,
-) -> bytes:
-    """Return a whole head: start line, end-to-end fields, connection fields,
-    a ``Connection`` line listing *tokens*, the framing line, and the empty line.
+class Vetted:
+    """What sending one :class:`Headers` needs, worked out once per instance.
+
+    A server sends the same header list on most responses (its head cache
+    shares one instance), so the checks and the joined field lines are kept on
+    the instance (``Headers._vetted``) rather than redone per message.
     """
-    if not conn_fields and not tokens:  # (the usual HTTP/1.1 keep-alive message)
-        if not fields:
-            return b"%s\r\n%s\r\n\r\n" % (start_line, framing_line) if framing_line else (
-                start_line + b"\r\n\r\n")
-        block = b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, fields)))
-        if framing_line:
-            return b"%s\r\n%s\r\n%s\r\n\r\n" % (start_line, block, framing_line)
-        return b"%s\r\n%s\r\n\r\n" % (start_line, block)
-    parts = [start_line]
-    if fields or conn_fields:
-        every = fields + conn_fields if conn_fields else fields
-        parts.append(b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, every))))
-    if tokens:
-        parts.append(b"Connection: " + b", ".join(tokens))
+
+    __slots__ = ("block", "has_host", "length", "lengths", "names")
+
+    def __init__(self, fields: list[Field]) -> None:
+        names = frozenset(map(_NAME, fields))
+        if not NOT_END_TO_END.isdisjoint(names):
+            reject_hop_by_hop(fields, frozenset())
+        self.names = names
+        self.has_host = b"host" in names
+        #: The Content-Length values, for the framing decision.
+        self.lengths = [f[2] for f in fields if f[0] == b"content-length"] if (
+            b"content-length" in names) else []
+        #: The one plain Content-Length value as a number; None: the caller parses
+        #: ``lengths`` (several values, or one to reject with its reason).
+        self.length = int(self.lengths[0]) if len(self.lengths) == 1 and (
+            self.lengths[0].isdigit() and len(self.lengths[0]) <= MAX_CONTENT_LENGTH_DIGITS
+        ) else None
+        #: The field lines, CRLF-joined, without the last CRLF.
+        self.block = b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, fields)))
+
+
+def vet(headers: Headers) -> Vetted:
+    """Check *headers* may be sent as end-to-end fields; return what the writer needs.
+
+    Raises:
+        HopByHopInHeaders: a hop-by-hop field (RFC 9110 §7.6.1) among them.
+    """
+    vetted = headers._vetted
+    if vetted is None:
+        vetted = headers._vetted = Vetted(headers._fields)
+    return vetted
+
+
+def reject_hop_by_hop(fields: list[Field], nominated: frozenset[bytes]) -> None:
+    """Raise for the first field that is hop-by-hop or *nominated* (none: return)."""
+    for f in fields:
+        name = f[0]
+        if name in NOT_END_TO_END or name in nominated:
+            # "close" is a reserved field name (RFC 9110 §18.4): our own
+            # ``Connection: close`` would nominate it and strip it.
+            raise HopByHopInHeaders(
+                f"{f[1].decode('latin-1')!r} is hop-by-hop: pass it in `connection`, not "
+                "`headers` (RFC 9110 §7.6.1)"
+            )
+
+
+def write_head(start_line: bytes, block: bytes, conn_block: bytes, framing_line: bytes) -> bytes:
+    """Return a whole head: start line, the end-to-end field lines (*block*, as
+    :class:`Vetted` joins them), the connection-specific lines (*conn_block*, from
+    :func:`connection_lines`), the framing line, and the empty line.
+    """
+    if conn_block:
+        block = b"%s\r\n%s" % (block, conn_block) if block else conn_block
+    if not block:
+        return b"%s\r\n%s\r\n\r\n" % (start_line, framing_line) if framing_line else (
+            start_line + b"\r\n\r\n")
     if framing_line:
-        parts.append(framing_line)
-    parts.append(b"\r\n")
-    return b"\r\n".join(parts)
+        return b"%s\r\n%s\r\n%s\r\n\r\n" % (start_line, block, framing_line)
+    return b"%s\r\n%s\r\n\r\n" % (start_line, block)
+
+
+def connection_lines(conn_fields: list[Field], tokens: list[bytes]) -> bytes:
+    """The connection-specific field lines, then a ``Connection`` line listing
+    *tokens* (none when empty), CRLF-joined without the last CRLF."""
+    lines = list(map(FIELD_LINE, map(RAW_AND_VALUE, conn_fields)))
+    if tokens:
+        lines.append(b"Connection: " + b", ".join(tokens))
+    return b"\r\n".join(lines)
 
 
 class BodyWriter:

@@ -145,6 +145,21 @@ _METHODS: Final = {
 _EMPTY_OPTIONS: Final[frozenset[bytes]] = frozenset()
 #: The ``connection`` of a response that only adds ``close`` (read-only, shared).
 _CLOSE_CONNINFO: Final = ConnectionInfo(options=_CLOSE_OPTION)
+#: Shared ``connection`` parts that only announce ``Keep-Alive``, by field value
+#: (one per remaining-requests count at most; cleared past this many).
+_KEEP_ALIVE_INFOS: Final[dict[bytes, ConnectionInfo]] = {}
+_KEEP_ALIVE_INFOS_SIZE: Final = 4096
+
+
+def _keep_alive_info(value: bytes) -> ConnectionInfo:
+    info = _KEEP_ALIVE_INFOS.get(value)
+    if info is None:
+        if len(_KEEP_ALIVE_INFOS) >= _KEEP_ALIVE_INFOS_SIZE:
+            _KEEP_ALIVE_INFOS.clear()
+        info = _KEEP_ALIVE_INFOS[value] = ConnectionInfo._trusted(
+            _EMPTY_OPTIONS, [(b"keep-alive", b"Keep-Alive", value)]
+        )
+    return info
 
 
 def _error_response(status: int, text: str) -> tuple[Response, bytes]:
@@ -335,16 +350,13 @@ class HttpProtocol(asyncio.Protocol):
         limit = self.config.max_requests_per_connection
         return self.state.shutting_down or (limit is not None and self.requests >= limit)
 
-    def keep_alive_field(self, request: Request) -> tuple[bytes, bytes] | None:
+    def keep_alive_value(self) -> bytes:
         """The ``Keep-Alive`` hint for this response, taken from the real timers."""
-        mode = self.config.keep_alive_header
-        if mode == "never" or (mode == "http10" and request.http_version != b"1.0"):
-            return None
         timeout = int(self.config.timeout_keep_alive)
         limit = self.config.max_requests_per_connection
         if limit is None:
-            return (b"Keep-Alive", b"timeout=%d" % timeout)
-        return (b"Keep-Alive", b"timeout=%d, max=%d" % (timeout, limit - self.requests))
+            return b"timeout=%d" % timeout
+        return b"timeout=%d, max=%d" % (timeout, limit - self.requests)
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """The cycle's final byte was handed to the transport."""
@@ -726,7 +738,7 @@ class RequestCycle:
         headers, conninfo = protocol.state.head_cache.split(
             message.get("headers", ()), config.server_header, config.date_header
         )
-        # (wants_close and keep_alive_field, inlined: this runs for every response)
+        # (wants_close, inlined: this runs for every response)
         limit = config.max_requests_per_connection
         close = protocol.state.shutting_down or (
             limit is not None and protocol.requests >= limit
@@ -739,14 +751,13 @@ class RequestCycle:
                 return Response(self.status, headers)
             ka = None
         else:
-            ka = protocol.keep_alive_field(self.request)
+            ka = protocol.keep_alive_value()
         if conninfo is NO_CONNECTION_INFO:
-            # Nothing hop-by-hop from the app: our fields are known valid, skip the checks.
+            # Nothing hop-by-hop from the app: shared, known-valid connection parts
+            # (the core serializes each once).
             if ka is None:
                 return Response(self.status, headers, connection=_CLOSE_CONNINFO)
-            return Response(self.status, headers, connection=ConnectionInfo._trusted(
-                _EMPTY_OPTIONS, [(b"keep-alive", ka[0], ka[1])]
-            ))
+            return Response(self.status, headers, connection=_keep_alive_info(ka))
         options = set(conninfo.options)
         options.discard(b"keep-alive")
         if close:
@@ -755,7 +766,7 @@ class RequestCycle:
             (f[1], f[2]) for f in conninfo.fields.fields if f[0] not in _DROP_FROM_APP
         ]
         if ka is not None:
-            conn_fields.append(ka)
+            conn_fields.append((b"Keep-Alive", ka))
         return Response(
             self.status, headers, connection=ConnectionInfo(options=options, fields=conn_fields)
         )
