@@ -104,6 +104,7 @@ _UNTIL_CLOSE: Final = Framing.UNTIL_CLOSE
 _TUNNEL: Final = Framing.TUNNEL
 
 _NAME: Final = itemgetter(0)
+_KEEP_ALIVE_ONLY: Final = frozenset({b"keep-alive"})
 #: Methods that need no token check when sent (a set lookup instead of a regex).
 _COMMON_METHODS: Final = frozenset(
     {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"}
@@ -407,10 +408,14 @@ class Connection:
             self._start_body(framing, length)
         else:
             self._rframing = _NO_BODY
-        # (HTTP/1.1 without "close" persists: skip the call on the hot path.)
-        if (version == b"1.0" or b"close" in conn.options) and not persists_after(
+        # (HTTP/1.1 without "close" persists, and an HTTP/1.0 keep-alive request to a
+        # server honouring it: skip the call on the hot paths.)
+        options = conn.options
+        if (version == b"1.0" or b"close" in options) and not (
+            options == _KEEP_ALIVE_ONLY and self._http10_keep_alive and not self._intermediary
+        ) and not persists_after(
             version,
-            conn.options,
+            options,
             is_request=True,
             intermediary=self._intermediary,
             honor_http10_keep_alive=self._http10_keep_alive,

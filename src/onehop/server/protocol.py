@@ -145,21 +145,10 @@ _METHODS: Final = {
 _EMPTY_OPTIONS: Final[frozenset[bytes]] = frozenset()
 #: The ``connection`` of a response that only adds ``close`` (read-only, shared).
 _CLOSE_CONNINFO: Final = ConnectionInfo(options=_CLOSE_OPTION)
-#: Shared ``connection`` parts that only announce ``Keep-Alive``, by field value
-#: (one per remaining-requests count at most; cleared past this many).
-_KEEP_ALIVE_INFOS: Final[dict[bytes, ConnectionInfo]] = {}
+#: Shared ``connection`` parts that only announce ``Keep-Alive``, by (timeout, requests
+#: left); cleared past this many (see ``HttpProtocol.keep_alive_info``).
+_KEEP_ALIVE_INFOS: Final[dict[tuple[int, int], ConnectionInfo]] = {}
 _KEEP_ALIVE_INFOS_SIZE: Final = 4096
-
-
-def _keep_alive_info(value: bytes) -> ConnectionInfo:
-    info = _KEEP_ALIVE_INFOS.get(value)
-    if info is None:
-        if len(_KEEP_ALIVE_INFOS) >= _KEEP_ALIVE_INFOS_SIZE:
-            _KEEP_ALIVE_INFOS.clear()
-        info = _KEEP_ALIVE_INFOS[value] = ConnectionInfo._trusted(
-            _EMPTY_OPTIONS, [(b"keep-alive", b"Keep-Alive", value)]
-        )
-    return info
 
 
 def _error_response(status: int, text: str) -> tuple[Response, bytes]:
@@ -350,13 +339,26 @@ class HttpProtocol(asyncio.Protocol):
         limit = self.config.max_requests_per_connection
         return self.state.shutting_down or (limit is not None and self.requests >= limit)
 
-    def keep_alive_value(self) -> bytes:
-        """The ``Keep-Alive`` hint for this response, taken from the real timers."""
+    def keep_alive_info(self) -> ConnectionInfo:
+        """A ``connection`` part announcing the ``Keep-Alive`` hint, from the real timers.
+
+        Shared per (timeout, requests left) and serialized once by the core: the
+        hint changes on every response of a connection, but every connection
+        goes through the same few values.
+        """
         timeout = int(self.config.timeout_keep_alive)
         limit = self.config.max_requests_per_connection
-        if limit is None:
-            return b"timeout=%d" % timeout
-        return b"timeout=%d, max=%d" % (timeout, limit - self.requests)
+        left = -1 if limit is None else limit - self.requests
+        info = _KEEP_ALIVE_INFOS.get((timeout, left))
+        if info is None:
+            if len(_KEEP_ALIVE_INFOS) >= _KEEP_ALIVE_INFOS_SIZE:
+                _KEEP_ALIVE_INFOS.clear()
+            value = b"timeout=%d" % timeout if left < 0 else b"timeout=%d, max=%d" % (
+                timeout, left)
+            info = _KEEP_ALIVE_INFOS[timeout, left] = ConnectionInfo._trusted(
+                _EMPTY_OPTIONS, [(b"keep-alive", b"Keep-Alive", value)]
+            )
+        return info
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """The cycle's final byte was handed to the transport."""
@@ -751,13 +753,11 @@ class RequestCycle:
                 return Response(self.status, headers)
             ka = None
         else:
-            ka = protocol.keep_alive_value()
+            ka = protocol.keep_alive_info()
         if conninfo is NO_CONNECTION_INFO:
             # Nothing hop-by-hop from the app: shared, known-valid connection parts
             # (the core serializes each once).
-            if ka is None:
-                return Response(self.status, headers, connection=_CLOSE_CONNINFO)
-            return Response(self.status, headers, connection=_keep_alive_info(ka))
+            return Response(self.status, headers, connection=_CLOSE_CONNINFO if ka is None else ka)
         options = set(conninfo.options)
         options.discard(b"keep-alive")
         if close:
@@ -766,7 +766,7 @@ class RequestCycle:
             (f[1], f[2]) for f in conninfo.fields.fields if f[0] not in _DROP_FROM_APP
         ]
         if ka is not None:
-            conn_fields.append((b"Keep-Alive", ka))
+            conn_fields += ka.fields.raw()
         return Response(
             self.status, headers, connection=ConnectionInfo(options=options, fields=conn_fields)
         )
