@@ -111,6 +111,8 @@ class HTTPConnection(asyncio.Protocol):
         #: A final response that arrived while we waited for ``100 Continue``.
         self._early: Response | None = None
         self._body_skipped = False
+        #: Called instead of waking a task when bytes, EOF or loss arrive (see :meth:`listen`).
+        self._listener: Callable[[], object] | None = None
         # One lazily re-armed read timer for every wait, so a warm exchange costs
         # no timer churn; it times out the waiter in ``_waiter``.
         self._timer = LazyTimer(self._loop, self._read_timed_out)
@@ -137,6 +139,10 @@ class HTTPConnection(asyncio.Protocol):
         if core.buffered > _READ_HIGH_WATER and self._transport is not None:
             self._transport.pause_reading()
             self._read_paused = True
+        listener = self._listener
+        if listener is not None:
+            listener()
+            return
         waiter = self._waiter  # (``_wake`` inlined)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -174,6 +180,10 @@ class HTTPConnection(asyncio.Protocol):
             drain.set_result(None)
 
     def _wake(self) -> None:
+        listener = self._listener
+        if listener is not None:
+            listener()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -183,6 +193,28 @@ class HTTPConnection(asyncio.Protocol):
     def set_close_callback(self, callback: Callable[[HTTPConnection], None]) -> None:
         """Register the pool's ``callback(conn)``, called once when the connection closes."""
         self._close_callback = callback
+
+    @property
+    def write_paused(self) -> bool:
+        """Whether the transport's buffer is full (await :meth:`drain` before writing more)."""
+        return self._write_paused
+
+    @property
+    def at_eof(self) -> bool:
+        """Whether the server closed its side (or the connection is gone): nothing more comes."""
+        return self._eof or self._lost
+
+    def listen(self, callback: Callable[[], object] | None) -> None:
+        """Have bytes, EOF and loss call *callback* (None: stop) instead of waking a task.
+
+        For a relay that can answer from the event loop's callback when the whole
+        response is already here (a task switch per response costs more than the
+        rest of a small exchange); it reads ``core`` itself and, when it must
+        wait after all, stops listening and hands over to a task that uses
+        :meth:`read_response_head` and :meth:`wait_data`. Only one task or
+        listener owns the connection at a time, so no waiter is pending meanwhile.
+        """
+        self._listener = callback
 
     @property
     def is_stale(self) -> bool:
@@ -490,6 +522,19 @@ class HTTPConnection(asyncio.Protocol):
         if event is NEED_DATA:
             return None
         return self._body_event(event)
+
+    async def wait_data(self, timeout: float | None) -> None:
+        """Wait until more bytes (or EOF, or loss) arrive, for a caller that reads ``core``
+        itself (as a relay does, gathering several events into one write).
+
+        Raises:
+            ReadTimeout: nothing arrived within *timeout*.
+        """
+        try:
+            await self._prepare_wait(timeout)
+        finally:
+            self._waiter = None
+            self._timer.disarm()
 
     @staticmethod
     def _body_event(event: object) -> bytes | EndOfMessage:

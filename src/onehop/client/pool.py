@@ -326,7 +326,10 @@ class Pool:
     def release(self, conn: HTTPConnection) -> None:
         """Take a connection back: idle if it finished clean, else it is already closed."""
         if conn.state is ConnState.IDLE and not self._closed:
-            self._idle.setdefault(conn.origin, []).append(conn)
+            idle = self._idle.get(conn.origin)
+            if idle is None:  # (not ``setdefault``: no new list per release)
+                idle = self._idle[conn.origin] = []
+            idle.append(conn)
             if conn.expires_at < self._sweep_at:
                 self._arm_sweep(conn.expires_at)
             if self._waiters:

@@ -112,17 +112,32 @@ class NominationRejected(Exception):
         self.name = name
 
 
-_VIA_CACHE: dict[tuple[bytes, str], bytes] = {}
+_VIA_CACHE: dict[tuple[bytes, str], tuple[bytes, bytes, bytes]] = {}
 
 
-def _via_entry(version: bytes, pseudonym: str) -> bytes:
-    """``1.1 onehop``: built once per (version, pseudonym), not per message."""
-    entry = _VIA_CACHE.get((version, pseudonym))
-    if entry is None:
+def _via_field(version: bytes, pseudonym: str) -> tuple[bytes, bytes, bytes]:
+    """The ``Via: 1.1 onehop`` field: built once per (version, pseudonym), not per message."""
+    field = _VIA_CACHE.get((version, pseudonym))
+    if field is None:
         if len(_VIA_CACHE) > 64:  # a few versions x the configured pseudonyms, normally
             _VIA_CACHE.clear()
-        entry = _VIA_CACHE[version, pseudonym] = version + b" " + pseudonym.encode("latin-1")
-    return entry
+        field = _VIA_CACHE[version, pseudonym] = (
+            b"via", b"Via", version + b" " + pseudonym.encode("latin-1"))
+    return field
+
+
+_XFF_CACHE: dict[str, tuple[bytes, bytes, bytes]] = {}
+
+
+def _xff_field(client_ip: str) -> tuple[bytes, bytes, bytes]:
+    """``X-Forwarded-For: <client_ip>`` (no earlier hops): built once per client address."""
+    field = _XFF_CACHE.get(client_ip)
+    if field is None:
+        if len(_XFF_CACHE) > 4096:
+            _XFF_CACHE.clear()
+        field = _XFF_CACHE[client_ip] = (b"x-forwarded-for", b"X-Forwarded-For",
+                                         client_ip.encode("latin-1"))
+    return field
 
 
 def _forwarded_node(ip: str) -> str:
@@ -169,9 +184,11 @@ def request_is_chunked(request: Request) -> bool:
 def request_has_body(request: Request) -> bool:
     """Whether the received request has content (chunked, or a non-zero Content-Length,
     wherever the core filed it: a nominated Content-Length sits in ``connection``)."""
-    if not request.connection.fields:  # the common case: neither chunked nor nominated
-        length = request.headers.get(b"content-length")
-        return length is not None and length != b"0"
+    if request.connection is NO_CONNECTION_INFO:  # the common case: nothing hop-by-hop
+        for f in request.headers._fields:  # (``headers.get`` minus two calls)
+            if f[0] == b"content-length":
+                return f[2] != b"0"
+        return False
     if request_is_chunked(request):
         return True
     length = request.headers.get(b"content-length")
@@ -181,6 +198,7 @@ def request_has_body(request: Request) -> bool:
 
 
 _NOTHING: Final[list[tuple[bytes, bytes, bytes]]] = []
+_XFF_STYLE: Final = ForwardedStyle.XFF
 _XFP: Final = {
     scheme: (b"x-forwarded-proto", b"X-Forwarded-Proto", scheme.encode())
     for scheme in ("http", "https")
@@ -229,31 +247,37 @@ def outbound_request(
     Raises:
         NominationRejected: see :func:`apply_nominations`.
     """
-    options = request.connection.options
+    received = request.connection
+    options = received.options
     kept = (apply_nominations(request, policy, client_ip)
             if options and not options.isdisjoint(PROTECTED_FIELDS) else _NOTHING)
     trust = policy.trust_forwarded
     drop_host = host is not None or not policy.preserve_host
     drop = _DROP[trust, drop_host]
-    fields = [f for f in request.headers.fields if f[0] not in drop]
-    in_host = request.headers.get(b"host")
+    in_fields = request.headers._fields
+    fields = [f for f in in_fields if f[0] not in drop]
+    in_host = None
+    for f in in_fields:  # (``headers.get(b"host")`` minus two calls; Host usually comes first)
+        if f[0] == b"host":
+            in_host = f[2]
+            break
     has_host = not drop_host and in_host is not None
     if kept:
         fields.extend(f for f in kept if f[0] not in drop)  # untrusted forwarding stays out
         has_host = not drop_host and (has_host or any(f[0] == b"host" for f in kept))
     if not has_host:
         fields.insert(0, (b"host", b"Host", host if host is not None else upstream_authority))
-    fields.append((b"via", b"Via", _via_entry(request.http_version, policy.via)))
+    fields.append(_via_field(request.http_version, policy.via))
     style = policy.forwarded
-    if style is ForwardedStyle.XFF:
-        ip = client_ip.encode("latin-1")
+    if style is _XFF_STYLE:
         if not trust:
             # Every client-sent forwarding field was dropped above: just add ours.
-            fields.append((b"x-forwarded-for", b"X-Forwarded-For", ip))
-            fields.append(_xfp(scheme))
+            fields.append(_xff_field(client_ip))
+            fields.append(_XFP.get(scheme) or _xfp(scheme))
             if in_host is not None:
                 fields.append((b"x-forwarded-host", b"X-Forwarded-Host", in_host))
         else:
+            ip = client_ip.encode("latin-1")
             xff = [f[2] for f in fields if f[0] == b"x-forwarded-for"]
             fields = [f for f in fields if f[0] != b"x-forwarded-for"]
             fields.append((b"x-forwarded-for", b"X-Forwarded-For", b", ".join([*xff, ip])))
@@ -266,23 +290,21 @@ def outbound_request(
         if in_host is not None:
             node += ';host="' + in_host.decode("latin-1").replace('"', "") + '"'
         fields.append((b"forwarded", b"Forwarded", node.encode("latin-1")))
-    conn_fields: list[tuple[bytes, bytes]] = []
+    conn = NO_CONNECTION_INFO
     if has_body is None:
         has_body = request_has_body(request)
-    if has_body and not any(f[0] == b"content-length" for f in fields):
-        conn_fields.append((b"Transfer-Encoding", b"chunked"))
-    if request.connection.fields:
-        te = request.connection.fields.get_list(b"te")
-        if any(t.lower() == b"trailers" for t in te):
-            conn_fields.append((b"TE", b"trailers"))
-    conn = ConnectionInfo((), conn_fields) if conn_fields else NO_CONNECTION_INFO
-    return Request(
-        request.method,
-        target if target is not None else request.target,
-        Headers._trusted(fields),
-        conn,
-        b"1.1",
-    )
+    if has_body or received is not NO_CONNECTION_INFO:
+        conn_fields: list[tuple[bytes, bytes]] = []
+        if has_body and not any(f[0] == b"content-length" for f in fields):
+            conn_fields.append((b"Transfer-Encoding", b"chunked"))
+        if received.fields:
+            te = received.fields.get_list(b"te")
+            if any(t.lower() == b"trailers" for t in te):
+                conn_fields.append((b"TE", b"trailers"))
+        if conn_fields:
+            conn = ConnectionInfo((), conn_fields)
+    return Request(request.method, target if target is not None else request.target,
+                   Headers._trusted(fields), conn)
 
 
 def outbound_response(response: Response, policy: HeaderPolicy) -> Response:
@@ -292,9 +314,65 @@ def outbound_response(response: Response, policy: HeaderPolicy) -> Response:
     client side's core writes its own ``Connection`` and framing. ``Via``
     records the upstream's protocol version (RFC 9110 §7.6.3).
     """
-    fields = list(response.headers.fields)
-    fields.append((b"via", b"Via", _via_entry(response.http_version, policy.via)))
+    fields = response.headers._fields.copy()
+    fields.append(_via_field(response.http_version, policy.via))
     return Response(response.status_code, Headers._trusted(fields), response.reason)
+
+
+class LastFields:
+    """One connection's last outbound fields, reused while the received ones repeat.
+
+    Consecutive messages on one connection mostly carry the same fields (a
+    client sends the same Host, User-Agent and Accept each time; an origin
+    the same Server and Content-Type, and a Date that changes once a second),
+    and comparing two field lists is far cheaper than stripping and adding
+    again. A request is remembered only when nothing in it is hop-by-hop, a
+    response always (its connection fields never go on): then the outbound
+    fields depend on nothing but the received ones, the HTTP version
+    (``Via``) and, for a request, the upstream's authority (``Host`` when the
+    client sent none). The policy is the proxy's and does not change while it
+    serves; the client address is the connection's. One instance serves one
+    direction of one connection; the ``Headers`` it hands out again are never
+    changed by the proxy or the core.
+    """
+
+    __slots__ = ("_authority", "_headers", "_received", "_version", "client_ip", "policy")
+
+    def __init__(self, policy: HeaderPolicy, client_ip: str) -> None:
+        self.policy = policy
+        self.client_ip = client_ip
+        self._received: list[tuple[bytes, bytes, bytes]] | None = None
+        self._version = b""
+        self._authority = b""
+        self._headers = Headers._trusted([])
+
+    def request(self, request: Request, upstream_authority: bytes) -> Request:
+        """:func:`outbound_request` for a request without content, over plain HTTP."""
+        received = request.headers._fields
+        if (received == self._received and request.connection is NO_CONNECTION_INFO
+                and request.http_version == self._version
+                and upstream_authority == self._authority):
+            return Request(request.method, request.target, self._headers)
+        out = outbound_request(request, policy=self.policy, client_ip=self.client_ip,
+                               scheme="http", upstream_authority=upstream_authority,
+                               has_body=False)
+        if request.connection is NO_CONNECTION_INFO:
+            self._received = received
+            self._version = request.http_version
+            self._authority = upstream_authority
+            self._headers = out.headers
+        return out
+
+    def response(self, response: Response) -> Response:
+        """:func:`outbound_response`."""
+        received = response.headers._fields
+        if received == self._received and response.http_version == self._version:
+            return Response(response.status_code, self._headers, response.reason)
+        out = outbound_response(response, self.policy)
+        self._received = received
+        self._version = response.http_version
+        self._headers = out.headers
+        return out
 
 
 def outbound_informational(
@@ -302,7 +380,7 @@ def outbound_informational(
 ) -> InformationalResponse:
     """A 1xx response to relay to the client, with our ``Via`` (RFC 9110 §7.6.3, §15.2)."""
     fields = list(response.headers.fields)
-    fields.append((b"via", b"Via", _via_entry(response.http_version, policy.via)))
+    fields.append(_via_field(response.http_version, policy.via))
     return InformationalResponse(response.status_code, Headers._trusted(fields),
                                  response.reason)
 

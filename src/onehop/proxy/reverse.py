@@ -2,9 +2,11 @@
 
 Each inbound connection is an :class:`asyncio.Protocol` driving a server-role
 :class:`onehop.core.Connection` created with ``intermediary=True`` (an HTTP/1.0
-client is never kept alive, RFC 9112 §9.3 / RFC 7230 §6.3), plus one task that
-handles its requests in order (so pipelined requests are answered in order,
-RFC 9112 §9.3.2). Upstream connections come from :class:`onehop.client.Pool`,
+client is never kept alive, RFC 9112 §9.3 / RFC 7230 §6.3). Its requests are
+handled one at a time, in order (so pipelined requests are answered in order,
+RFC 9112 §9.3.2): in the event loop's callbacks while nothing needs a wait (a
+warm upstream connection that answers at once), else in a task (see
+:class:`_Inbound`). Upstream connections come from :class:`onehop.client.Pool`,
 which keeps each side's persistence separate: a client's ``close`` ends only
 the client connection; an upstream ``close`` or HTTP/1.0 response retires only
 that upstream connection.
@@ -27,7 +29,7 @@ import inspect
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
 from onehop._aio import FlowControl, LazyTimer
@@ -58,6 +60,7 @@ from onehop.core import (
     State,
     reason_phrase,
 )
+from onehop.core.headers import EMPTY_HEADERS
 from onehop.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from onehop.proxy import hop
 from onehop.proxy.config import ProxyConfig, Route, check_upstream_url, split_listen
@@ -131,7 +134,10 @@ class UpstreamGroup:
 
     def pick(self, now: float, exclude: Sequence[Upstream] = ()) -> Upstream:
         """The next healthy member; if none, the one that comes back soonest."""
-        n = len(self.members)
+        members = self.members
+        if len(members) == 1 and not exclude:
+            return members[0]  # (healthy or not, it is the one that comes back soonest)
+        n = len(members)
         for i in range(n):
             m = self.members[(self._next + i) % n]
             if m.down_until <= now and m not in exclude:
@@ -275,7 +281,18 @@ class Proxy:
 
 
 class _Inbound(asyncio.Protocol):
-    """One client connection. Callbacks feed the core and wake the connection's task."""
+    """One client connection.
+
+    The common exchange (a request without content for the catch-all route, on
+    a warm upstream connection, whose answer arrives whole) runs entirely in
+    event-loop callbacks: ``data_received`` parses the request and writes it
+    upstream, the upstream connection's ``data_received`` relays the answer.
+    A task switch costs more than the rest of such an exchange. Anything that
+    must wait (a body, a cold pool, a slow or failing upstream, a large
+    response, a tunnel) goes on in a task (``_task``) that hands the connection
+    back to the callbacks when its exchange is done, so the client's requests
+    are still answered one at a time and in order (RFC 9112 §9.3.2).
+    """
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
@@ -297,8 +314,15 @@ class _Inbound(asyncio.Protocol):
         self._waiting_upstream = False
         #: The request whose answer is awaited (for relaying 1xx responses).
         self._current: Request = _NO_REQUEST
+        #: The upstream connection whose answer the callbacks wait for, and its request.
+        self._up: HTTPConnection | None = None
+        self._attempt: _Attempt | None = None
+        #: What the callbacks last sent up and down (see :class:`hop.LastFields`).
+        self._up_fields = hop.LastFields(proxy.config.headers, self.client_ip)
+        self._down_fields = hop.LastFields(proxy.config.headers, self.client_ip)
         # One lazily re-armed timer for the waits, so a keep-alive request costs no
-        # timer churn; it times out the waiter in ``_waiter``.
+        # timer churn: it times out the task's waiter, else the callbacks' wait (the
+        # client's silence, or the upstream's while ``_up`` is set).
         self._timer = LazyTimer(self._loop, self._wait_timed_out)
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -309,8 +333,9 @@ class _Inbound(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.client_ip = str(peer[0])
             self.client = f"{peer[0]}:{peer[1]}"
+        self._up_fields.client_ip = self.client_ip  # (for X-Forwarded-For)
         self.proxy._inbound.add(self)
-        self._task = self._loop.create_task(self._run())
+        self._timer.arm(self.proxy.config.timeouts.client_idle)
 
     def data_received(self, data: bytes) -> None:
         tbuf = self._tbuf
@@ -323,6 +348,10 @@ class _Inbound(asyncio.Protocol):
             core.receive_data(data)
             if core.buffered > _IN_HIGH_WATER:
                 self._pause()
+            if self._task is None:
+                if self._up is None:  # (else a pipelined request waits its turn)
+                    self._pump()
+                return
         w = self._waiter  # (``_wake`` inlined)
         if w is not None and not w.done():
             w.set_result(None)
@@ -338,6 +367,11 @@ class _Inbound(asyncio.Protocol):
                 # The client closed while we wait for the upstream: abort it, as
                 # nginx does (its 499); the answer would go nowhere useful.
                 task.cancel()
+            elif self._up is not None:
+                self._drop_upstream()  # (the same, in the callbacks)
+                self._close()
+            elif task is None:
+                self._pump()  # the core now says why: closed, or a head cut short
         self._wake()
         return True  # keep our sending side open between messages
 
@@ -352,6 +386,8 @@ class _Inbound(asyncio.Protocol):
         task = self._task
         if task is not None and not task.done():
             task.cancel()  # client gone: abort the upstream exchange
+        if self._up is not None:
+            self._drop_upstream()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -390,27 +426,24 @@ class _Inbound(asyncio.Protocol):
 
     def _wait_timed_out(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(TimeoutError())
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_exception(TimeoutError())
+        elif self._up is not None:
+            self._hand_over(0.0)  # the upstream's time is up: the task answers 504
+        elif self._task is None:
+            self._close()  # the client was idle (or slow with a head) too long
 
-    async def next_event(self, timeout: float | None, *, between: bool = False) -> Event:
+    async def next_event(self, timeout: float | None) -> Event:
         """The next event from the client; TimeoutError after *timeout* s of silence.
-
-        *between*: called between requests (the last answer is out), when an
-        empty buffer means the parser has nothing to say yet: wait first.
 
         Raises:
             RemoteProtocolError: the client broke the protocol (answer ``status_hint``).
             ClientGone: the connection was lost.
         """
         core = self.core
-        skip = between and not core.buffered and not self._eof and not self.lost
         while True:
-            if skip:
-                skip = False
-                event: Event | object = NEED_DATA
-            else:
-                event = core.next_event()
+            event = core.next_event()
             if event is not NEED_DATA:
                 if not isinstance(event, Event):
                     raise ClientGone("paused")
@@ -460,35 +493,165 @@ class _Inbound(asyncio.Protocol):
 
     # --- the connection's task ----------------------------------------------------------------
 
-    async def _run(self) -> None:
-        timeouts = self.proxy.config.timeouts
-        between = False  # (the first request may have arrived before this task ran)
+    def _pump(self) -> None:
+        """Start on the client's next request, if it is here and nothing else runs."""
+        if self._task is not None or self._up is not None or self.lost:
+            return
+        core = self.core
         try:
-            while True:
-                try:
-                    event = await self.next_event(timeouts.client_idle, between=between)
-                    between = True
-                except RemoteProtocolError as exc:
-                    # Smuggling and malformed input stop here: nothing went upstream.
-                    log.info("client %s: %s", self.client, exc)
-                    self._send_error(exc.status_hint,
-                                     f"{reason_phrase(exc.status_hint).decode()}: {exc}")
-                    break
-                except (TimeoutError, ClientGone):
-                    break
-                if type(event) is not Request:
-                    break
-                # _exchange answers True only after checking ``core.must_close``.
-                if not await self._exchange(event):
-                    break
+            # (Nothing buffered between requests: the parser has nothing to say yet.)
+            event = core.next_event() if core.buffered or self._eof else NEED_DATA
+        except RemoteProtocolError as exc:
+            # Smuggling and malformed input stop here: nothing went upstream.
+            log.info("client %s: %s", self.client, exc)
+            self._send_error(exc.status_hint, f"{reason_phrase(exc.status_hint).decode()}: {exc}")
+            self._close()
+            return
+        if event is NEED_DATA:
+            if self._read_paused:
+                self._resume()
+            self._timer.arm(self.proxy.config.timeouts.client_idle)
+        elif type(event) is Request:
+            self._start(event)
+        else:  # closed between requests, or paused after an answer that closes
+            self._close()
+
+    def _start(self, req: Request) -> None:
+        """Send *req* upstream from the callbacks when nothing in it needs a wait, else
+        answer it in a task.
+
+        The callbacks take a request for the catch-all route without content,
+        hooks, upgrade or nominated fields, when the pool has an idle connection.
+        """
+        proxy = self.proxy
+        group = proxy._catch_all
+        options = req.connection.options
+        if (group is None or req.target[:1] != b"/" or proxy.request_hook is not None
+                or proxy.response_hook is not None
+                or (options and (b"upgrade" in options
+                                 or not options.isdisjoint(hop.PROTECTED_FIELDS)))
+                or hop.request_has_body(req)
+                or type(self._next_nowait()) is not EndOfMessage):
+            # (An error after the head is raised again for ``_exchange``, which answers it.)
+            self._spawn(self._exchange(req))
+            return
+        cfg = proxy.config
+        t0 = time.monotonic()
+        upstream = group.pick(t0)
+        outbound = self._up_fields.request(req, upstream.authority)
+        att = _Attempt(req, outbound, req.target, group, upstream, upstream.origin, None, t0)
+        conn = proxy.pool.acquire_idle(upstream.origin)
+        if conn is None:
+            self._spawn(self._forward(att, cfg.timeouts.read))
+            return
+        try:
+            paused = conn.send_request_nowait(outbound)
+        except (ClientError, ProtocolError, OSError):
+            # The task sends again, meets the same error and retries or answers.
+            self._spawn(self._forward(att, cfg.timeouts.read, conn))
+            return
+        if paused:
+            self._spawn(self._forward(att, cfg.timeouts.read, conn, sent=True))
+            return
+        self._current = req
+        self._attempt = att
+        self._up = conn
+        conn.listen(self._on_upstream)
+        self._timer.arm(cfg.timeouts.read)  # (``_wait_timed_out`` hands over at the deadline)
+
+    def _on_upstream(self) -> None:
+        """The upstream connection of a callback exchange got bytes, EOF or was lost: relay
+        the answer if it is all here, else hand the exchange over to a task."""
+        conn = self._up
+        assert conn is not None
+        ucore = conn.core
+        try:
+            event = ucore.next_event()
+            while type(event) is InformationalResponse:
+                self._relay_informational(self._current, event)
+                event = ucore.next_event()
+        except RemoteProtocolError:
+            event = None  # (raised again for the task, which answers 502)
+        if event is NEED_DATA and not conn.at_eof:
+            return
+        if type(event) is not Response:
+            # EOF, an error, a broken head: the task's ``read_response_head`` meets it
+            # again and retries or answers, as when it waited itself.
+            self._hand_over(self._timer.deadline - self._loop.time())
+            return
+        att = self._attempt
+        assert att is not None
+        self._up = self._attempt = None
+        conn.listen(None)
+        self._timer.disarm()
+        upstream = att.upstream
+        assert upstream is not None
+        if upstream.failures:
+            upstream.succeeded()
+        out = self._down_fields.response(event)
+        relay = self._begin_relay(att, event, out, conn, True, upstream.label, True)
+        if isinstance(relay, _Relay):
+            try:
+                state = relay.gather()
+            except Exception as exc:
+                keep = self._relay_failed(relay, exc)
+            else:
+                if state is not _DONE:  # more to wait for: the task goes on with it
+                    self._spawn(self._relay_rest(relay))
+                    return
+                relay.flush()
+                keep = self._relay_done(relay)
+        else:
+            keep = relay
+        if keep:
+            self._pump()
+        else:
+            self._close()
+
+    def _hand_over(self, read_timeout: float) -> None:
+        """Let a task wait for the upstream's answer to the callback exchange, for the
+        *read_timeout* left."""
+        conn, att = self._up, self._attempt
+        assert conn is not None and att is not None
+        self._up = self._attempt = None
+        conn.listen(None)
+        self._timer.disarm()
+        self._spawn(self._forward(att, max(0.0, read_timeout), conn, sent=True))
+
+    def _drop_upstream(self) -> None:
+        """The client left while a callback exchange waits: cut the upstream (nginx's 499)."""
+        conn = self._up
+        assert conn is not None
+        self._up = self._attempt = None
+        conn.listen(None)
+        conn.abort("client disconnected")
+
+    def _spawn(self, exchange: Coroutine[Any, Any, bool]) -> None:
+        # The task times its own waits: the callbacks' deadline must not fire in one
+        # that has none (a tunnel's).
+        self._timer.disarm()
+        self._task = self._loop.create_task(self._run(exchange))
+
+    async def _run(self, exchange: Coroutine[Any, Any, bool]) -> None:
+        """Finish *exchange* in this task; then give the connection back to the callbacks,
+        or close it (``exchange`` answers True only after checking ``core.must_close``)."""
+        keep = False
+        try:
+            keep = await exchange
         except asyncio.CancelledError:
             pass
         except Exception:  # a bug must not kill the server, only this connection
             log.exception("client %s: unexpected error", self.client)
             self.abort()
-        finally:
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.close()
+        if keep and not self.lost:
+            self._task = None
+            self._pump()
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
     def _send_error(self, status: int, message: str, close: bool = False) -> bool:
         """Answer with a short text body; return whether the connection may persist."""
@@ -616,11 +779,28 @@ class _Inbound(asyncio.Protocol):
         if not has_body and type(end := self._next_nowait()) is not EndOfMessage and (
                 not await self._finish_body(end)):
             return False
+        att = _Attempt(req, outbound, target, group, upstream, origin, upload, time.monotonic())
+        return await self._forward(att, cfg.timeouts.read)
 
+    async def _forward(self, att: _Attempt, read_timeout: float | None,
+                       conn: HTTPConnection | None = None, *, sent: bool = False) -> bool:
+        """Send the request upstream, read the answer's head and relay it; retry or
+        answer 502/504 when that fails.
+
+        *conn*: the connection the callbacks took for it, with the request
+        already written if *sent*; *read_timeout*: what is left of the
+        upstream's time for this first try.
+        """
+        proxy = self.proxy
+        cfg = proxy.config
+        req, outbound, group, upstream, upload = (att.req, att.outbound, att.group,
+                                                  att.upstream, att.upload)
+        origin = att.origin
+        t0 = att.t0
         tried: list[Upstream] = []
         retried = False
         fresh = False
-        t0 = time.monotonic()
+        reused = True
         while True:
             if upstream is not None:
                 origin = upstream.origin
@@ -628,7 +808,7 @@ class _Inbound(asyncio.Protocol):
             label = upstream.label if upstream is not None else f"{origin[1]}:{origin[2]}"
             try:
                 # The pool's synchronous fast path first: no coroutine for a warm pool.
-                idle = None if fresh else proxy.pool.acquire_idle(origin)
+                idle = conn if conn is not None or fresh else proxy.pool.acquire_idle(origin)
                 if idle is not None:
                     conn, reused = idle, True
                 else:
@@ -653,7 +833,10 @@ class _Inbound(asyncio.Protocol):
                     return self._send_error(status, _reason(status, exc), close=True) and False
                 return self._send_error(status, _reason(status, exc))
             try:
-                if upload is not None:
+                if sent:
+                    if conn.write_paused:
+                        await conn.drain(cfg.timeouts.write)
+                elif upload is not None:
                     await conn.send_request(outbound, upload.body(), cfg.timeouts.write,
                                             trailers=upload.trailers_up)
                 elif conn.send_request_nowait(outbound):
@@ -662,7 +845,7 @@ class _Inbound(asyncio.Protocol):
                 try:
                     self._current = req
                     resp = await conn.read_response_head(
-                        cfg.timeouts.read, on_informational=self._on_informational)
+                        read_timeout, on_informational=self._on_informational)
                 finally:
                     self._waiting_upstream = False
             except asyncio.CancelledError:
@@ -689,11 +872,12 @@ class _Inbound(asyncio.Protocol):
                 body_done = upload is None or upload.done
                 consumed = upload is not None and upload.consumed
                 if (not retried and not consumed and is_retry_safe(
-                        req.method, outbound.headers, reused, got, not has_body)):
+                        req.method, outbound.headers, reused, got, upload is None)):
                     retried = True
                     fresh = True
+                    conn, sent, read_timeout = None, False, cfg.timeouts.read
                     log.info("retrying %s %s on a new upstream connection after: %s",
-                             req.method.decode(), target.decode("latin-1"), exc)
+                             req.method.decode(), att.target.decode("latin-1"), exc)
                     continue
                 if not reused and upstream is not None and not got:
                     upstream.failed(time.monotonic())
@@ -705,88 +889,80 @@ class _Inbound(asyncio.Protocol):
             break
         if upstream is not None and upstream.failures:
             upstream.succeeded()
-        return await self._relay_response(req, resp, conn, reused, label, t0,
-                                          upload is None or upload.done)
-
-    async def _relay_response(self, req: Request, resp: Response, conn: HTTPConnection,
-                              reused: bool, label: str, t0: float, body_done: bool) -> bool:
-        proxy = self.proxy
-        t_up = time.monotonic() - t0
-        out = hop.outbound_response(resp, proxy.config.headers)
+        out = hop.outbound_response(resp, cfg.headers)
         if proxy.response_hook is not None:
             replaced = await _maybe_await(proxy.response_hook(resp, out))
             if replaced is not None:
                 out = replaced
+        relay = self._begin_relay(att, resp, out, conn, reused, label,
+                                  upload is None or upload.done)
+        if not isinstance(relay, _Relay):
+            return relay
+        return await self._relay_rest(relay)
+
+    def _begin_relay(self, att: _Attempt, resp: Response, out: Response, conn: HTTPConnection,
+                     reused: bool, label: str, body_done: bool) -> _Relay | bool:
+        """Frame the head of *out* for the client; if it cannot go, answer 502 instead and
+        return whether the client connection may persist."""
+        t_up = time.monotonic() - att.t0
         if not body_done:
             # The upstream answered before the whole request body arrived: the
             # rest cannot be skipped safely, so the client connection ends after.
             out = Response(out.status_code, out.headers, out.reason,
                            ConnectionInfo(["close"]))
-        core = self.core
-        transport = self.transport
-        assert transport is not None
         try:
-            head = core.send(out)
+            head = self.core.send(out)
         except LocalProtocolError as exc:
             conn.abort(f"response cannot be forwarded: {exc}")
-            self._access(req, 502, 0, label, t_up, reused)
+            self._access(att.req, 502, 0, label, t_up, reused)
             return self._send_error(502, f"Bad gateway: upstream response cannot be forwarded "
                                          f"({exc})") and body_done
-        # Everything already received (head, body, end) leaves in one write: a
-        # small response costs one system call, not three. What must wait for
-        # the upstream is flushed first, and at most _FLUSH bytes gather.
-        parts = [head]
-        pending = len(head)
-        nbytes = 0
-        ucore = conn.core
+        return _Relay(self, att.req, resp, conn, reused, label, t_up, body_done, head)
+
+    async def _relay_rest(self, relay: _Relay) -> bool:
+        """Relay the rest of the response, waiting for the upstream and for the client
+        to drain; return whether the client connection may persist."""
+        conn = relay.conn
+        read_timeout = self.proxy.config.timeouts.read
         try:
-            while True:
-                # The upstream core's events directly (what ``read_body_event_nowait``
-                # would return, minus two calls and a re-wrapped ``Data`` per piece).
-                event = ucore.next_event()
-                if event is NEED_DATA or pending >= _FLUSH:
-                    if parts:
-                        transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
-                        parts = []
-                        pending = 0
-                    if self.flow.write_paused:
-                        await self.flow.drain()
-                    if self.lost:
-                        raise ClientGone("client disconnected mid-response")
-                    if event is NEED_DATA:
-                        data_or_end = await conn.read_body_event(proxy.config.timeouts.read)
-                        if isinstance(data_or_end, EndOfMessage):
-                            event = data_or_end
-                        else:
-                            event = Data(data_or_end)
-                if type(event) is Data:
-                    nbytes += len(event.data)
-                    data = core.send(event)
-                    parts.append(data)
-                    pending += len(data)
-                    continue
-                if type(event) is EndOfMessage:
-                    parts.append(self._end_response(event, resp.connection.options)
-                                 if event.trailers else core.send(_END))
-                    break
-                raise ServerDisconnected(f"unexpected event {event!r}")
-            transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            while (state := relay.gather()) is not _DONE:
+                relay.flush()
+                if self.flow.write_paused:
+                    await self.flow.drain()
+                    state = _FULL  # (the upstream may have sent more meanwhile: look first)
+                if self.lost:
+                    raise ClientGone("client disconnected mid-response")
+                if state is NEED_DATA:
+                    await conn.wait_data(read_timeout)
+            relay.flush()
         except BaseException as exc:
-            # Mid-body failure: the head is out, so the only honest signal is to
-            # cut the client connection (RFC 9112 §8: an incomplete message).
-            conn.abort(f"response relay failed: {exc!r}")
-            self._access(req, resp.status_code, nbytes, label, t_up, reused)
-            self.abort()
+            keep = self._relay_failed(relay, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            return False
-        conn.finish_exchange(resp)
-        proxy.pool.release(conn)
+            return keep
+        return self._relay_done(relay)
+
+    def _relay_failed(self, relay: _Relay, exc: BaseException) -> bool:
+        """Mid-body failure: the head is out, so the only honest signal is to cut the
+        client connection (RFC 9112 §8: an incomplete message)."""
+        relay.conn.abort(f"response relay failed: {exc!r}")
+        self._access(relay.req, relay.resp.status_code, relay.nbytes, relay.label, relay.t_up,
+                     relay.reused)
+        self.abort()
+        return False
+
+    def _relay_done(self, relay: _Relay) -> bool:
+        """The whole response is out: give the upstream connection back; return whether
+        the client connection may persist."""
+        proxy = self.proxy
+        relay.conn.finish_exchange(relay.resp)
+        proxy.pool.release(relay.conn)
         if proxy.log_access:
-            self._access(req, resp.status_code, nbytes, label, t_up, reused)
+            self._access(relay.req, relay.resp.status_code, relay.nbytes, relay.label,
+                         relay.t_up, relay.reused)
         else:
             proxy.requests += 1
-        return body_done and not core.must_close
+        return relay.body_done and not self.core.must_close
 
     def _end_response(self, end: EndOfMessage, nominated: frozenset[bytes]) -> bytes:
         """The bytes ending the client's response, with the upstream's trailer fields
@@ -963,6 +1139,99 @@ class _Inbound(asyncio.Protocol):
         self._access(req, 200, 0, label, time.monotonic() - t0, False)
         await splice(self, StreamEndpoint(reader, writer), None)
         return False
+
+
+class _Attempt:
+    """A request on its way upstream: what a task needs to go on where the callbacks stopped."""
+
+    __slots__ = ("group", "origin", "outbound", "req", "t0", "target", "upload", "upstream")
+
+    def __init__(self, req: Request, outbound: Request, target: bytes,
+                 group: UpstreamGroup | None, upstream: Upstream | None, origin: Origin | None,
+                 upload: _Upload | None, t0: float) -> None:
+        self.req = req
+        self.outbound = outbound
+        #: The target as forwarded (origin-form), for the log.
+        self.target = target
+        self.group = group
+        self.upstream = upstream
+        self.origin = origin
+        self.upload = upload
+        self.t0 = t0
+
+
+#: What :meth:`_Relay.gather` says: the end is framed, or write out before gathering more.
+_DONE: Final = object()
+_FULL: Final = object()
+
+
+class _Relay:
+    """A response on its way from an upstream connection to the client.
+
+    Everything already received (head, body, end) leaves in one write: a small
+    response costs one system call, not three. What must wait for the upstream
+    is written first, and at most ``_FLUSH`` bytes gather.
+    """
+
+    __slots__ = ("body_done", "conn", "inbound", "label", "nbytes", "parts", "pending", "req",
+                 "resp", "reused", "t_up")
+
+    def __init__(self, inbound: _Inbound, req: Request, resp: Response, conn: HTTPConnection,
+                 reused: bool, label: str, t_up: float, body_done: bool, head: bytes) -> None:
+        self.inbound = inbound
+        self.req = req
+        self.resp = resp
+        self.conn = conn
+        self.reused = reused
+        self.label = label
+        self.t_up = t_up
+        #: The whole request went upstream (else the client connection ends after).
+        self.body_done = body_done
+        self.parts = [head]
+        self.pending = len(head)
+        #: Content bytes relayed (for the access log).
+        self.nbytes = 0
+
+    def gather(self) -> object:
+        """Frame what the upstream sent so far for the client; return ``_DONE`` (the end
+        is framed), ``NEED_DATA`` (wait for the upstream) or ``_FULL`` (write out first).
+
+        Raises:
+            RemoteProtocolError: the upstream broke the protocol mid-body.
+            ServerDisconnected: an event no body has.
+        """
+        # The upstream core's events directly (what ``read_body_event_nowait`` would
+        # return, minus two calls and a re-wrapped ``Data`` per piece).
+        ucore = self.conn.core
+        core = self.inbound.core
+        parts = self.parts
+        while self.pending < _FLUSH:
+            event = ucore.next_event()
+            if type(event) is Data:
+                self.nbytes += len(event.data)
+                data = core.send(event)
+                parts.append(data)
+                self.pending += len(data)
+            elif type(event) is EndOfMessage:
+                trailers = event.trailers
+                parts.append(core.send(_END) if trailers is EMPTY_HEADERS or not trailers else
+                             self.inbound._end_response(event, self.resp.connection.options))
+                return _DONE
+            elif event is NEED_DATA:
+                return NEED_DATA
+            else:
+                raise ServerDisconnected(f"unexpected event {event!r}")
+        return _FULL
+
+    def flush(self) -> None:
+        """Write what was gathered."""
+        parts = self.parts
+        if parts:
+            transport = self.inbound.transport
+            assert transport is not None
+            transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            self.parts = []
+            self.pending = 0
 
 
 class _Upload:
