@@ -161,3 +161,37 @@ def test_tunnel_outlives_the_client_idle_timeout_rfc9110_9_3_6() -> None:
             w.send(b"ping")
             w.sock.settimeout(3)
             assert w.sock.recv(100) == b"echo:ping"
+
+
+def test_client_that_does_not_read_stops_the_pipeline() -> None:
+    """Flow control (issue 5): a client pipelining requests without reading the answers
+    must not make the proxy buffer them all; it takes no new request while the client's
+    side is over its write high-water mark."""
+    body = b"x" * 16384
+    answered: list[int] = []
+
+    def answer(sock: socket.socket, index: int) -> None:
+        while read_head(sock):
+            answered.append(1)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    count = 2000  # 32 MiB of answers: more than the kernel's buffers on both sockets
+    with RawUpstream(answer) as up, _proxy(up) as p:
+        client = socket.create_connection(("127.0.0.1", p.port))
+        try:
+            client.sendall(b"".join(request("GET", f"/{i}", "o") for i in range(count)))
+            time.sleep(1.5)  # the proxy answers what fits, then waits for us to read
+            stalled = len(answered)
+            time.sleep(0.5)
+            assert len(answered) == stalled < count // 2
+            # Reading lets it go on, in order, to the last answer.
+            client.settimeout(10)
+            wanted = count * (len(body) + 40)
+            got = 0
+            while got < wanted * 0.9:
+                chunk = client.recv(1 << 20)
+                assert chunk
+                got += len(chunk)
+            assert wait_for(lambda: len(answered) == count, 10)
+        finally:
+            client.close()

@@ -394,6 +394,8 @@ class _Inbound(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+        if self._task is None and self._up is None:
+            self._pump()  # the next request may have waited for the client to read
 
     def _pause(self) -> None:
         if not self._read_paused and self.transport is not None:
@@ -496,6 +498,12 @@ class _Inbound(asyncio.Protocol):
     def _pump(self) -> None:
         """Start on the client's next request, if it is here and nothing else runs."""
         if self._task is not None or self._up is not None or self.lost:
+            return
+        if self.flow.write_paused:
+            # The client is not reading its answers: take no new request until it
+            # does (``resume_writing`` pumps), so a pipelining client cannot make us
+            # buffer every answer. (Not idle: it is slow, as in a relay's drain.)
+            self._timer.disarm()
             return
         core = self.core
         try:
