@@ -394,8 +394,12 @@ class _Inbound(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
-        if self._task is None and self._up is None:
-            self._pump()  # the next request may have waited for the client to read
+        transport = self.transport
+        if (self._task is None and self._up is None and transport is not None
+                and not transport.is_closing()):
+            # The next request may have waited for the client to read. (Once closing,
+            # after an error answer, nothing more is read or answered: RFC 9112 §9.6.)
+            self._pump()
 
     def _pause(self) -> None:
         if not self._read_paused and self.transport is not None:
@@ -581,6 +585,9 @@ class _Inbound(asyncio.Protocol):
         except RemoteProtocolError:
             event = None  # (raised again for the task, which answers 502)
         if event is NEED_DATA and not conn.at_eof:
+            # Bytes came (part of the head, or a 1xx): ``read`` times the upstream's
+            # silence, not the whole wait, as in the task's ``read_response_head``.
+            self._timer.arm(self.proxy.config.timeouts.read)
             return
         if type(event) is not Response:
             # EOF, an error, a broken head: the task's ``read_response_head`` meets it
