@@ -392,3 +392,31 @@ def test_error_answer_that_fills_the_write_buffer_is_delivered_whole_rfc9112_9_6
     assert got.count(b"HTTP/1.1 400 ") == 1
     assert got.rstrip(b"\n").endswith(
         b"obsolete line folding (field line starting with whitespace)")
+
+
+@pytest.mark.parametrize("pool", ["cold", "warm"])
+def test_half_close_before_the_answer_counts_as_gone(pool: str) -> None:
+    """Issue 5 ("a client that disconnects mid-request aborts the upstream request"): a FIN
+    right after the request, before the answer, cuts the exchange whether the request went
+    up from the callbacks (warm pool) or from a task (cold pool), as nginx's 499 does."""
+
+    def slow(sock: socket.socket, head: bytes) -> bool:
+        time.sleep(0.3)
+        sock.sendall(OK)
+        return True
+
+    rec = Recorder(OK if pool == "warm" else slow, slow)
+    with RawUpstream(rec) as up, _proxy(up) as p:
+        if pool == "warm":
+            with p.wire() as w:
+                w.send(request("GET", "/warm-up", "o"))
+                assert w.read_response().status == 200
+        client = socket.create_connection(("127.0.0.1", p.port))
+        try:
+            client.sendall(request("GET", "/half", "o"))
+            client.shutdown(socket.SHUT_WR)
+            client.settimeout(3)
+            assert client.recv(100) == b""  # closed, nothing answered
+        finally:
+            client.close()
+        assert wait_for(lambda: any(b"/half" in h for _, h in rec.heads), 2)

@@ -857,6 +857,10 @@ class _Inbound(asyncio.Protocol):
                 elif conn.send_request_nowait(outbound):
                     await conn.drain(cfg.timeouts.write)
                 self._waiting_upstream = self.core.their_state is not State.BODY
+                if self._waiting_upstream and self._eof:
+                    # The client shut its side before we got here: gone, as when it
+                    # does so while we wait (see ``eof_received``).
+                    raise ClientGone("client closed its side before the answer")
                 try:
                     self._current = req
                     resp = await conn.read_response_head(
