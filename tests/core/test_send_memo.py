@@ -1,4 +1,4 @@
-"""Sending one Headers or ConnectionInfo instance many times (issue 2 and 3, speed).
+"""Sending one Headers or ConnectionInfo instance many times, and the status line (issue 2, 3).
 
 The writer keeps what it checked and wrote for an instance (``Headers._vetted``,
 ``ConnectionInfo._wire``) so a server that shares one header list across responses
@@ -20,7 +20,7 @@ from onehop.core import (
     Response,
     Role,
 )
-from onehop.errors import HopByHopInHeaders
+from onehop.errors import HopByHopInHeaders, InvalidMessageToSend
 from tests.helpers import events
 
 SHARED = Headers([(b"Content-Type", b"text/plain"), (b"Content-Length", b"2")])
@@ -94,3 +94,23 @@ def test_shared_request_headers_keep_the_host_rule() -> None:
             b"GET / HTTP/1.1\r\nHost: a\r\n")
         with pytest.raises(Exception, match="Host"):
             Connection(Role.CLIENT).send(Request(b"GET", b"/", without))
+
+
+@pytest.mark.parametrize(
+    ("reason", "line"),
+    [
+        (b"", b"HTTP/1.1 200 OK"),  # none given: the customary phrase
+        (b"OK", b"HTTP/1.1 200 OK"),  # the customary one, as a proxy relays it
+        (b"Fine, thanks", b"HTTP/1.1 200 Fine, thanks"),  # any other is kept as given
+    ],
+)
+def test_status_line_keeps_the_reason_phrase_rfc9112_4(reason: bytes, line: bytes) -> None:
+    wire = _answer(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Response(200, SHARED, reason=reason))
+    assert wire.split(b"\r\n")[0] == line
+
+
+def test_invalid_reason_phrase_is_refused_rfc9112_4() -> None:
+    server = Connection(Role.SERVER)
+    events(server, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    with pytest.raises(InvalidMessageToSend):
+        server.send(Response(200, SHARED, reason=b"OK\r\nX-Injected: 1"))

@@ -879,7 +879,10 @@ class Connection:
             conn_block = connection_lines(self._conn_fields_to_write(conn, persist), tokens)
         else:
             conn_block = self._conn_block(conn, persist, peer_10)
-        status_line = None if event.reason else _STATUS_LINES.get(status)
+        reason = event.reason
+        # (A relayed answer usually carries the customary phrase: same line as none.)
+        status_line = _STATUS_LINES.get(status) if not reason or reason == _REASONS.get(
+            status) else None
         head = write_head(
             status_line or self._status_line(event), vetted.block, conn_block, framing_line
         )
