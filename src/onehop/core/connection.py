@@ -724,13 +724,13 @@ class Connection:
             raise FramingMismatch(f"cannot send Transfer-Encoding: {exc.msg}") from None
 
     @staticmethod
-    def _length(values: list[bytes]) -> int:
-        if len(values) == 1:
-            value = values[0]
-            if value.isdigit() and len(value) <= MAX_CONTENT_LENGTH_DIGITS:
-                return int(value)  # (what parse_content_length returns for it)
+    def _length(vetted: Vetted) -> int:
+        """The length the sent Content-Length fields give (checked when first vetted)."""
+        length = vetted.length
+        if length is not None:
+            return length
         try:
-            return parse_content_length(values)
+            return parse_content_length(vetted.lengths)
         except ProtocolError as exc:
             raise FramingMismatch(f"cannot send Content-Length: {exc.msg}") from None
 
@@ -765,7 +765,7 @@ class Connection:
         if chunked and version == b"1.0":
             raise FramingMismatch("HTTP/1.0 cannot carry chunked content")
         if lengths:
-            body = BodyWriter(_LENGTH, self._length(lengths))
+            body = BodyWriter(_LENGTH, self._length(vetted))
         elif chunked:
             body = CHUNKED_WRITER
         else:
@@ -822,11 +822,13 @@ class Connection:
     @staticmethod
     def _status_line(event: InformationalResponse | Response) -> bytes:
         reason = event.reason
-        if not reason:
+        # (No phrase, or the customary one, as a relayed answer usually carries: the
+        # prebuilt line; any other phrase is checked and kept as given.)
+        if not reason or reason == _REASONS.get(event.status_code):
             line = _STATUS_LINES.get(event.status_code)
             if line is not None:
                 return line
-        elif not _REASON_RE.fullmatch(reason):
+        if not _REASON_RE.fullmatch(reason):
             raise InvalidMessageToSend(f"invalid reason-phrase {reason!r}")
         return b"HTTP/1.1 %d %s" % (event.status_code, reason)
 
@@ -879,13 +881,7 @@ class Connection:
             conn_block = connection_lines(self._conn_fields_to_write(conn, persist), tokens)
         else:
             conn_block = self._conn_block(conn, persist, peer_10)
-        reason = event.reason
-        # (A relayed answer usually carries the customary phrase: same line as none.)
-        status_line = _STATUS_LINES.get(status) if not reason or reason == _REASONS.get(
-            status) else None
-        head = write_head(
-            status_line or self._status_line(event), vetted.block, conn_block, framing_line
-        )
+        head = write_head(self._status_line(event), vetted.block, conn_block, framing_line)
         if framing is _TUNNEL:
             if self._read not in (_PAUSED, _DONE):
                 raise InvalidSendState("cannot open a tunnel before the CONNECT request is read")
@@ -894,8 +890,7 @@ class Connection:
             return head
         self._persist = persist
         if framing is _LENGTH:
-            length = vetted.length
-            self._wbody = BodyWriter(framing, self._length(lengths) if length is None else length)
+            self._wbody = BodyWriter(framing, self._length(vetted))
         elif method == b"HEAD":
             self._wbody = BodyWriter(framing, discard=True)
         elif framing is _CHUNKED:

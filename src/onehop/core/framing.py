@@ -32,6 +32,16 @@ class Framing(enum.Enum):
 MAX_CONTENT_LENGTH_DIGITS: Final = 18
 
 
+def plain_content_length(values: list[bytes]) -> int | None:
+    """The length one plain Content-Length line (1*DIGIT, not too long) gives; None for
+    anything else, which :func:`parse_content_length` then decides (and names the fault)."""
+    if len(values) == 1:
+        value = values[0]
+        if value.isdigit() and len(value) <= MAX_CONTENT_LENGTH_DIGITS:
+            return int(value)  # (what parse_content_length returns for it)
+    return None
+
+
 def parse_content_length(values: list[bytes]) -> int:
     """Return the one length that all Content-Length lines agree on.
 

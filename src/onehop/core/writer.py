@@ -10,7 +10,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Final
 
-from onehop.core.framing import MAX_CONTENT_LENGTH_DIGITS, Framing
+from onehop.core.framing import Framing, plain_content_length
 from onehop.core.headers import HOP_BY_HOP_FIELDS, Field, Headers
 from onehop.errors import FramingMismatch, HopByHopInHeaders
 
@@ -43,9 +43,7 @@ class Vetted:
             b"content-length" in names) else []
         #: The one plain Content-Length value as a number; None: the caller parses
         #: ``lengths`` (several values, or one to reject with its reason).
-        self.length = int(self.lengths[0]) if len(self.lengths) == 1 and (
-            self.lengths[0].isdigit() and len(self.lengths[0]) <= MAX_CONTENT_LENGTH_DIGITS
-        ) else None
+        self.length = plain_content_length(self.lengths)
         #: The field lines, CRLF-joined, without the last CRLF.
         self.block = b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, fields)))
 
