@@ -594,11 +594,7 @@ class _Inbound(asyncio.Protocol):
             # again and retries or answers, as when it waited itself.
             self._hand_over(self._timer.deadline - self._loop.time())
             return
-        att = self._attempt
-        assert att is not None
-        self._up = self._attempt = None
-        conn.listen(None)
-        self._timer.disarm()
+        conn, att = self._detach()
         upstream = att.upstream
         assert upstream is not None
         if upstream.failures:
@@ -626,20 +622,23 @@ class _Inbound(asyncio.Protocol):
     def _hand_over(self, read_timeout: float) -> None:
         """Let a task wait for the upstream's answer to the callback exchange, for the
         *read_timeout* left."""
+        conn, att = self._detach()
+        self._spawn(self._forward(att, max(0.0, read_timeout), conn, sent=True))
+
+    def _drop_upstream(self) -> None:
+        """The client left while a callback exchange waits: cut the upstream (nginx's 499)."""
+        conn, _ = self._detach()
+        conn.abort("client disconnected")
+
+    def _detach(self) -> tuple[HTTPConnection, _Attempt]:
+        """End the callbacks' hold on their upstream exchange (stop listening, drop the
+        deadline); return its connection and attempt."""
         conn, att = self._up, self._attempt
         assert conn is not None and att is not None
         self._up = self._attempt = None
         conn.listen(None)
         self._timer.disarm()
-        self._spawn(self._forward(att, max(0.0, read_timeout), conn, sent=True))
-
-    def _drop_upstream(self) -> None:
-        """The client left while a callback exchange waits: cut the upstream (nginx's 499)."""
-        conn = self._up
-        assert conn is not None
-        self._up = self._attempt = None
-        conn.listen(None)
-        conn.abort("client disconnected")
+        return conn, att
 
     def _spawn(self, exchange: Coroutine[Any, Any, bool]) -> None:
         # The task times its own waits: the callbacks' deadline must not fire in one
