@@ -109,6 +109,39 @@ CASES: list[Case] = [
     req("nul-in-target-rfc9112-3", b"GET /a\x00b HTTP/1.1\r\n" + H + b"\r\n", BadStartLine),
     req("request-line-too-long-rfc9112-3", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n" + H
         + b"\r\n", URITooLong, 414),
+    # A bad request-line is refused once its CRLF is in, with the head still incomplete
+    # (no blank line yet): waiting for the rest would end in a 408 instead (issue 12).
+    req("nul-in-version-head-incomplete-rfc9112-3", b"GET /x HTTP/1.\x001\r\nHost: h\r\n\r",
+        BadStartLine),
+    req("junk-before-version-head-incomplete-rfc9112-3",
+        b"GET /c1686 ;HTTP/1.9\r\nHost: h\r\n", BadStartLine),
+    req("http2-version-head-incomplete-rfc9112-2.3", b"GET / HTTP/2.0\r\n", UnsupportedVersion,
+        505),
+    req("absolute-form-no-slashes-head-incomplete-rfc9110-4.2.1", b"GET http:admin HTTP/1.1\r\n",
+        InvalidRequestTarget),
+    # --- absolute-form targets of the http(s) scheme (RFC 9112 §3.2.2; RFC 9110 §4.2) -------
+    req("absolute-form-one-slash-rfc9110-4.2.1", b"GET http:/admin HTTP/1.1\r\n" + H + b"\r\n",
+        InvalidRequestTarget),
+    req("absolute-form-no-authority-rfc9110-4.2.1", b"GET http:admin HTTP/1.1\r\n" + H
+        + b"\r\n", InvalidRequestTarget),
+    req("absolute-form-empty-host-rfc9110-4.2.1", b"GET http:///x HTTP/1.1\r\n" + H + b"\r\n",
+        InvalidRequestTarget),
+    req("absolute-form-port-only-rfc9110-4.2.1", b"GET http://:80/x HTTP/1.1\r\n" + H
+        + b"\r\n", InvalidRequestTarget),
+    req("absolute-form-two-ports-rfc3986-3.2.3", b"GET http://h:8:0/x HTTP/1.1\r\n" + H
+        + b"\r\n", InvalidRequestTarget),
+    req("absolute-form-port-too-big-rfc3986-3.2.3", b"GET http://h:65536/x HTTP/1.1\r\n" + H
+        + b"\r\n", InvalidRequestTarget),
+    req("absolute-form-userinfo-rfc9110-4.2.4", b"GET http://user:pw@h/x HTTP/1.1\r\n" + H
+        + b"\r\n", InvalidRequestTarget),
+    req("absolute-form-empty-userinfo-rfc9110-4.2.4", b"GET http://@h/x HTTP/1.1\r\n" + H
+        + b"\r\n", InvalidRequestTarget),
+    req("absolute-form-unclosed-ipv6-rfc3986-3.2.2", b"GET http://[::1/x HTTP/1.1\r\n" + H
+        + b"\r\n", InvalidRequestTarget),
+    req("absolute-form-bad-percent-host-rfc3986-3.2.2", b"GET http://h%zz/x HTTP/1.1\r\n" + H
+        + b"\r\n", InvalidRequestTarget),
+    req("https-absolute-form-no-host-rfc9110-4.2.2", b"GET https:/x HTTP/1.1\r\n" + H + b"\r\n",
+        InvalidRequestTarget),
     # --- line terminators (RFC 9112 §2.2) ---------------------------------------------------
     req("bare-lf-ends-request-line-rfc9112-2.2", b"GET / HTTP/1.1\n" + H + b"\r\n", BareLF),
     req("bare-lf-ends-field-line-rfc9112-2.2", b"GET / HTTP/1.1\r\nHost: example.com\n"
@@ -298,6 +331,8 @@ CASES: list[Case] = [
          BadStartLine),
     resp("resp-two-digit-status-rfc9112-4", b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
          BadStartLine),
+    resp("resp-bad-status-head-incomplete-rfc9112-4", b"HTTP/1.1 2000 OK\r\nX-A: 1\r\n",
+         BadStartLine),
     resp("resp-four-digit-status-rfc9112-4", b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
          BadStartLine),
     resp("resp-status-below-100-rfc9110-15", b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n",
@@ -337,6 +372,14 @@ CASES: list[Case] = [
 # Messages that look odd but are valid: the corpus above must not reject these.
 VALID_REQUESTS: list[tuple[str, bytes]] = [
     ("absolute-form-rfc9112-3.2.2", b"GET http://example.com/a?b HTTP/1.1\r\n" + H + b"\r\n"),
+    ("absolute-form-query-only-rfc9112-3.2.2", b"GET http://h?q=1 HTTP/1.1\r\n" + H + b"\r\n"),
+    ("absolute-form-ipv6-port-rfc9112-3.2.2", b"GET http://[::1]:8080/x HTTP/1.1\r\n" + H
+     + b"\r\n"),
+    ("absolute-form-empty-port-rfc3986-3.2.3", b"GET http://h:/x HTTP/1.1\r\n" + H + b"\r\n"),
+    ("absolute-form-percent-host-rfc3986-3.2.2", b"GET http://h%41b/%7Ex HTTP/1.1\r\n" + H
+     + b"\r\n"),
+    ("absolute-form-upper-scheme-rfc3986-3.1", b"GET HTTP://H/x HTTP/1.1\r\n" + H + b"\r\n"),
+    ("absolute-form-other-scheme-rfc9112-3.2.2", b"GET ftp://h/x HTTP/1.1\r\n" + H + b"\r\n"),
     ("asterisk-form-options-rfc9112-3.2.4", b"OPTIONS * HTTP/1.1\r\n" + H + b"\r\n"),
     ("connect-authority-form-rfc9112-3.2.3", b"CONNECT example.com:443 HTTP/1.1\r\n"
      b"Host: example.com:443\r\n\r\n"),

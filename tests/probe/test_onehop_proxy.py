@@ -42,3 +42,6 @@ def test_onehop_proxy_passes_every_intermediary_check_rfc9110_7_6_1(tmp_path: Pa
     # not merely "not failed".
     strip = [c.id for c in PROXY_CHECKS if c.id.startswith(("req-", "resp-"))]
     assert all(verdicts[c] == "pass" for c in strip), verdicts
+    # Issue 12: one decimal Content-Length upstream; the absolute-form authority as Host.
+    assert verdicts["duplicate-cl-normalised"] == "pass", verdicts
+    assert verdicts["absolute-form-authority-wins"] == "pass", verdicts

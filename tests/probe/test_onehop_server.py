@@ -28,3 +28,10 @@ def onehop_server() -> Iterator[dict[str, Result]]:
 def test_onehop_server_passes_every_origin_check(onehop_server: dict[str, Result]) -> None:
     failed = {k: r.evidence for k, r in onehop_server.items() if r.verdict is Verdict.FAIL}
     assert failed == {}
+
+
+def test_onehop_server_answers_a_bad_request_line_before_the_head_ends_rfc9112_3(
+    onehop_server: dict[str, Result],
+) -> None:
+    check = onehop_server["bad-request-line-early-400"]
+    assert check.verdict is Verdict.PASS, check.evidence

@@ -107,3 +107,19 @@ def test_nginx_proxy_reuses_and_retires_upstream_rfc9112_9_6(
         "pipeline-order",
     ):
         assert nginx_proxy[check].verdict is Verdict.PASS, (check, nginx_proxy[check].evidence)
+
+
+def test_naive_proxy_forwards_the_received_host_and_lengths_rfc9112_3_2_2(
+    naive: dict[str, Result],
+) -> None:
+    assert naive["absolute-form-authority-wins"].verdict is Verdict.FAIL
+    assert "elsewhere.invalid" in naive["absolute-form-authority-wins"].evidence
+    assert naive["duplicate-cl-normalised"].verdict is Verdict.FAIL
+
+
+def test_nginx_proxy_refuses_duplicate_lengths_and_uses_the_target_host_rfc9110_8_6(
+    nginx_proxy: dict[str, Result],
+) -> None:
+    assert nginx_proxy["duplicate-cl-normalised"].verdict is Verdict.PASS
+    assert "rejected" in nginx_proxy["duplicate-cl-normalised"].evidence
+    assert nginx_proxy["absolute-form-authority-wins"].verdict is Verdict.PASS

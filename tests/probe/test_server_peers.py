@@ -200,3 +200,14 @@ def test_node_persists_and_honours_close_rfc9112_9_3(node: dict[str, Result]) ->
     # keepAliveTimeout = 1000 ms; Node's timer closes the idle socket between 1 and 2 s.
     after = float(node["idle-timeout"].evidence.rsplit(" ", 1)[-1].rstrip("s"))
     assert 0.9 < after < 2.5
+
+
+@needs_nginx
+@needs_node
+def test_llhttp_httptools_and_nginx_answer_a_bad_request_line_at_once_rfc9112_3(
+    uvicorn: dict[str, Result], nginx: dict[str, Result], node: dict[str, Result]
+) -> None:
+    # The head never ends; each answers 400 as soon as the request-line's CRLF is in.
+    for name, results in (("uvicorn", uvicorn), ("nginx", nginx), ("node", node)):
+        check = results["bad-request-line-early-400"]
+        assert check.verdict is PASS, (name, check.evidence)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from onehop.core.headers import FIELD_VALUE_RE, TOKEN_RE, Field
+from onehop.core.target import check_request_target
 from onehop.errors import (
     BadStartLine,
     BareCR,
@@ -185,18 +186,24 @@ class HeadParser:
     """Finds and splits one message head in a growing buffer.
 
     Owns a scan offset so that a head arriving one byte at a time is searched
-    in linear total time (slowloris cannot make us rescan).
+    in linear total time (slowloris cannot make us rescan), and whether the
+    start line of the head still arriving was already checked: a malformed
+    request-line (or status-line) is refused as soon as its CRLF arrives, not
+    when the whole head has (or the header timeout fires), as llhttp and nginx
+    do.
     """
 
-    __slots__ = ("_is_request", "_limits", "_scanned")
+    __slots__ = ("_is_request", "_limits", "_scanned", "_start_checked")
 
     def __init__(self, limits: Limits, is_request: bool) -> None:
         self._limits = limits
         self._is_request = is_request
         self._scanned = 0
+        self._start_checked = False
 
     def reset(self) -> None:
         self._scanned = 0
+        self._start_checked = False
 
     def take_head_fast(
         self, buf: bytearray, start_re: re.Pattern[bytes]
@@ -227,6 +234,7 @@ class HeadParser:
         groups = m.groups()
         del buf[: end + 4]
         self._scanned = 0
+        self._start_checked = False
         return groups, fields
 
     def take_head(self, buf: bytearray) -> tuple[bytes, bytes] | None:
@@ -247,6 +255,7 @@ class HeadParser:
             self._check_incomplete(buf, start)
             return None
         self._scanned = 0
+        self._start_checked = False
         line_end = buf.find(b"\r\n")
         if line_end > self._limits.max_line_size:
             self._line_too_long()
@@ -269,12 +278,27 @@ class HeadParser:
             raise BareCR("bare CR in message head")
         self._scanned = len(buf)
         # A line may hold max_line_size octets before its CRLF.
-        if len(buf) > limits.max_line_size + 1 and (
-            buf.find(b"\r\n", 0, limits.max_line_size + 2) < 0
-        ):
-            self._line_too_long()
+        line_end = buf.find(b"\r\n", 0, limits.max_line_size + 2)
+        if line_end < 0:
+            if len(buf) > limits.max_line_size + 1:
+                self._line_too_long()
+        elif not self._start_checked:
+            self._check_start_line(bytes(buf[:line_end]))
+            self._start_checked = True
         if len(buf) > limits.max_head_size:
             raise HeaderTooLarge(f"message head larger than {limits.max_head_size} bytes")
+
+    def _check_start_line(self, line: bytes) -> None:
+        """Judge a start line whose head is still arriving, as the whole head would be.
+
+        Raises:
+            BadStartLine, UnsupportedVersion, InvalidRequestTarget.
+        """
+        if self._is_request:
+            method, target, _ = parse_request_line(line)
+            check_request_target(method, target)
+        else:
+            parse_status_line(line)
 
     def _line_too_long(self) -> None:
         if self._is_request:

@@ -8,7 +8,7 @@ absolute-form. A Host must be present exactly once in HTTP/1.1.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, NamedTuple
 
 from onehop.errors import DuplicateHost, InvalidHost, InvalidRequestTarget, MissingHost
 
@@ -20,6 +20,69 @@ _AUTHORITY_RE: Final = re.compile(
     rb"(?:" + _IP_LITERAL + rb"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+):[0-9]{1,5}"
 )
 _ABSOLUTE_RE: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*:[^#]*")
+#: An ``http``/``https`` absolute-form target: scheme, authority, then the rest (path-abempty
+#: and query), split without judging the authority (:func:`parse_absolute_form` does).
+_HTTP_URI_RE: Final = re.compile(rb"([Hh][Tt][Tt][Pp][Ss]?)://([^/?]*)(.*)")
+#: host [ ":" port ] of an ``http`` URI's authority (RFC 3986 §3.2.2, §3.2.3): no userinfo.
+_URI_AUTHORITY_RE: Final = re.compile(
+    rb"(" + _IP_LITERAL + rb"|" + _REG_NAME + rb")(?::([0-9]*))?"
+)
+_DEFAULT_PORTS: Final = {b"http": 80, b"https": 443}
+
+
+class AbsoluteTarget(NamedTuple):
+    """An ``http``/``https`` request-target in absolute-form, split (RFC 9112 §3.2.2)."""
+
+    #: ``http`` or ``https``, lower-case.
+    scheme: bytes
+    #: ``host[:port]`` as received: what a server uses instead of the Host field.
+    authority: bytes
+    #: The host without the port (an IPv6 literal keeps its brackets).
+    host: bytes
+    #: The port given, or the scheme's default.
+    port: int
+    #: The origin-form equivalent: the path (``/`` when empty, RFC 9112 §3.2.1) and query.
+    origin_form: bytes
+
+
+def parse_absolute_form(target: bytes) -> AbsoluteTarget | None:
+    """Split an absolute-form target of the ``http`` or ``https`` scheme; None for any
+    other scheme (a forward proxy may still relay those; an origin cannot serve them).
+
+    RFC 9110 §4.2.1: "A sender MUST NOT generate an "http" URI with an empty host
+    identifier. A recipient that processes such a URI reference MUST reject it as
+    invalid." RFC 9110 §4.2.4: "A recipient SHOULD parse for userinfo and treat its
+    presence as an error". So ``http:/admin``, ``http:admin``, ``http://@h/``,
+    ``http://u@h/`` and a port that is not a number up to 65535 (``http://h:8:0/``)
+    are refused here, once, for server and proxy alike.
+
+    Raises:
+        InvalidRequestTarget: an ``http``/``https`` target that breaks those rules.
+    """
+    m = _HTTP_URI_RE.fullmatch(target)
+    if m is None:
+        scheme = target.partition(b":")[0].lower()
+        if scheme in _DEFAULT_PORTS:
+            raise InvalidRequestTarget(
+                f"an {scheme.decode()} URI needs '//' and a host: {target[:60]!r}"
+            )
+        return None
+    scheme_raw, authority, rest = m.groups()
+    scheme = scheme_raw.lower()
+    if b"@" in authority:
+        raise InvalidRequestTarget("userinfo in the request-target is not allowed "
+                                   "(RFC 9110 §4.2.4)")
+    am = _URI_AUTHORITY_RE.fullmatch(authority)
+    if am is None or not am[1]:
+        raise InvalidRequestTarget(f"invalid authority in the request-target: {authority[:60]!r}")
+    host, port_text = am.groups()
+    port = _DEFAULT_PORTS[scheme]
+    if port_text:
+        if len(port_text) > 5 or int(port_text) > 65535:
+            raise InvalidRequestTarget(f"invalid port in the request-target: {authority[:60]!r}")
+        port = int(port_text)
+    origin_form = rest if rest[:1] == b"/" else b"/" + rest
+    return AbsoluteTarget(scheme, authority, host, port, origin_form)
 
 
 def check_request_target(method: bytes, target: bytes) -> None:
@@ -43,6 +106,7 @@ def check_request_target(method: bytes, target: bytes) -> None:
         return
     if _ABSOLUTE_RE.fullmatch(target) is None:
         raise InvalidRequestTarget(f"invalid request-target {target[:60]!r}")
+    parse_absolute_form(target)  # an http(s) URI must also have a valid authority
 
 
 def check_host(hosts: list[bytes] | None, http_version: bytes) -> bytes | None:

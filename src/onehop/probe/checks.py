@@ -614,6 +614,41 @@ def double_host(t: ServerTarget) -> Outcome:
     return _malformed(t, t.req([("Host", "other.invalid")]), must_close=False)
 
 
+#: How long a server may take to answer a complete bad request-line (it has every byte it needs).
+_EARLY: float = 2.0
+
+
+@_register(
+    _S,
+    "bad-request-line-early-400",
+    "RFC 9112 §3",
+    "Recipients of an invalid request-line SHOULD respond with either a 400 (Bad Request) "
+    "error or a 301 (Moved Permanently) redirect with the request-target properly encoded.",
+)
+def bad_request_line_early(t: ServerTarget) -> Outcome:
+    # The request-line (a NUL inside the version) and one field line; the head never ends.
+    # A server that judges the line once its CRLF is in answers at once; one that waits for
+    # the whole head answers only when its header timeout fires (408), or never.
+    data = f"GET {t.path} HTTP/1.\x001\r\nHost: {t.authority}\r\n".encode("latin-1")
+    wait = min(t.timeout, _EARLY)
+    with t.wire() as w:
+        w.send(data)
+        start = time.monotonic()
+        try:
+            resp = w.read_response(timeout=wait)
+        except WireError as exc:
+            if exc.kind == "timeout":
+                return Verdict.FAIL, (f"no answer within {wait:g} s: the server waits for the "
+                                      "rest of the head")
+            return Verdict.FAIL, f"no 400, connection {exc.kind}"
+    took = time.monotonic() - start
+    if resp.status == 400:
+        return Verdict.PASS, f"400 after {took:.2f} s, head still incomplete"
+    if 400 <= resp.status < 500 and resp.status != 408:
+        return Verdict.INFO, f"rejected with {resp.status} after {took:.2f} s"
+    return Verdict.FAIL, f"{resp.summary()} after {took:.2f} s"
+
+
 @_register(
     _S,
     "bare-lf",

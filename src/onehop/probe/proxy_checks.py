@@ -465,3 +465,58 @@ def upgrade_relayed(t: ProxyTarget) -> Outcome:
     if data.startswith(b"echo:ping"):
         return Verdict.PASS, "101 relayed and bytes tunnelled both ways"
     return Verdict.FAIL, f"tunnel returned {data[:30]!r}"
+
+
+@_register(
+    _P,
+    "duplicate-cl-normalised",
+    "RFC 9110 §8.6",
+    "a recipient MAY either reject the message as invalid or replace that invalid field "
+    "value with a single instance of the decimal value, since that would indicate that the "
+    "duplicated field values had been generated or combined by an upstream message processor.",
+)
+def duplicate_cl_normalised(t: ProxyTarget) -> Outcome:
+    # Two identical Content-Length lines and a list: a proxy that accepts them must send one
+    # plain line on, or a strict upstream (llhttp, h11) answers 400 to what it accepted.
+    token = t.token("dupcl")
+    authority = f"{t.origin.host}:{t.origin.port}"
+    fields = [("Content-Length", "5"), ("Content-Length", "5, 5")]
+    with t.wire() as w:
+        w.send(request("POST", t.path(token), authority, fields, body=b"hello"))
+        resp = w.read_response("POST")
+    seen = t.origin.wait_for(token, timeout=0.5)
+    if not seen:
+        if 400 <= resp.status < 500:
+            return Verdict.PASS, f"rejected before forwarding: {resp.summary()}"
+        return Verdict.FAIL, f"never reached the origin; client got {resp.summary()}"
+    lines = _fields_named(seen[0].head.fields, "Content-Length")
+    if lines == ["Content-Length: 5"]:
+        return Verdict.PASS, "origin got one line: Content-Length: 5"
+    return Verdict.FAIL, f"origin got {lines}: forwarded as received"
+
+
+@_register(
+    _P,
+    "absolute-form-authority-wins",
+    "RFC 9112 §3.2.2",
+    "When an origin server receives a request with an absolute-form of request-target, the "
+    "origin server MUST ignore the received Host header field (if any) and instead use the "
+    "host information of the request-target.",
+)
+def absolute_form_authority(t: ProxyTarget) -> Outcome:
+    # The proxy stands in for the origin server here: the host asked for is the target's
+    # authority; the received Host ("elsewhere.invalid") must not go on as if it were.
+    token = t.token("absform")
+    authority = f"{t.origin.host}:{t.origin.port}"
+    with t.wire() as w:
+        w.send(request("GET", f"http://{authority}{t.path(token)}", "elsewhere.invalid"))
+        resp = w.read_response()
+    seen = t.origin.wait_for(token, timeout=0.5)
+    if not seen:
+        return Verdict.INFO, f"absolute-form not forwarded: {resp.summary()}"
+    head = seen[0].head
+    sent = [v for n, v in head.fields if n.lower() in ("host", "x-forwarded-host")]
+    if any("elsewhere.invalid" in v for v in sent):
+        return Verdict.FAIL, (f"origin got Host: {head.get('Host')}, X-Forwarded-Host: "
+                              f"{head.get('X-Forwarded-Host') or '-'} (the received Host)")
+    return Verdict.PASS, f"origin got Host: {head.get('Host')}"

@@ -8,7 +8,7 @@ or CONNECT; ``config`` loads TOML.
 
 from onehop.proxy.config import ConfigError, ProxyConfig, Route, Timeouts
 from onehop.proxy.forward import ForwardPolicy
-from onehop.proxy.hop import ForwardedStyle, HeaderPolicy, Nomination
+from onehop.proxy.hop import ForwardedStyle, HeaderPolicy, Nomination, Underscores
 from onehop.proxy.reverse import Proxy
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "ProxyConfig",
     "Route",
     "Timeouts",
+    "Underscores",
 ]

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from onehop._aio import LOOP_CHOICES, new_event_loop
-from onehop.proxy.config import ConfigError, ProxyConfig, load, split_listen
+from onehop.proxy.config import ConfigError, ProxyConfig, load, parse_underscores, split_listen
 from onehop.proxy.forward import ForwardPolicy
 
 
@@ -32,6 +32,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config; flags override it")
     p.add_argument("--check", action="store_true",
                    help="validate the config, warn about timeout orderings, and exit")
+    p.add_argument("--underscores-in-headers", choices=("drop", "pass", "reject"),
+                   help="request field names with '_': drop (default), pass, or reject with 400")
     p.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
     p.add_argument("--loop", choices=LOOP_CHOICES, default="auto")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
@@ -58,6 +60,9 @@ def build_config(args: argparse.Namespace) -> ProxyConfig:
         cfg.listen = args.listen
     if args.upstream:
         cfg.upstreams["default"] = list(args.upstream)
+    if args.underscores_in_headers:
+        cfg.headers.underscores = parse_underscores(args.underscores_in_headers,
+                                                    "--underscores-in-headers")
     if args.forward:
         cfg.forward = ForwardPolicy(allow=list(args.allow))
     elif args.allow:

@@ -24,6 +24,7 @@ Example::
     trust_forwarded = false
     via = "onehop"
     preserve_host = true
+    underscores = "drop"      # field names with "_": drop | pass | reject (400)
     [headers.nomination]      # reject | ignore | strip, per protected field
     host = "reject"
     [forward]
@@ -41,7 +42,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from onehop.proxy.forward import ForwardPolicy
-from onehop.proxy.hop import PROTECTED_FIELDS, ForwardedStyle, HeaderPolicy, Nomination
+from onehop.proxy.hop import (
+    PROTECTED_FIELDS,
+    ForwardedStyle,
+    HeaderPolicy,
+    Nomination,
+    Underscores,
+)
 
 
 class ConfigError(ValueError):
@@ -242,8 +249,11 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
             raise ConfigError(f"limits.{key}: must be at least 1, got {value}")
         setattr(cfg.limits, key, value)
     h = _table(data, "headers")
-    _unknown(h, {"forwarded", "trust_forwarded", "via", "preserve_host", "nomination"},
-             "headers.")
+    _unknown(h, {"forwarded", "trust_forwarded", "via", "preserve_host", "nomination",
+                 "underscores"}, "headers.")
+    if "underscores" in h:
+        cfg.headers.underscores = parse_underscores(_typed(h, "underscores", str, "headers."),
+                                                    "headers.underscores")
     if "forwarded" in h:
         try:
             cfg.headers.forwarded = ForwardedStyle(_typed(h, "forwarded", str, "headers."))
@@ -281,6 +291,18 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
             cfg.forward = ForwardPolicy(allow=list(allow), connect_ports=frozenset(ports))
     cfg.validate()
     return cfg
+
+
+def parse_underscores(value: str, key: str) -> Underscores:
+    """The underscore policy named *value*.
+
+    Raises:
+        ConfigError: naming *key*.
+    """
+    try:
+        return Underscores(value)
+    except ValueError:
+        raise ConfigError(f"{key}: expected drop, pass or reject, got {value!r}") from None
 
 
 def load(path: str | Path) -> ProxyConfig:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+
+from onehop.core.target import parse_absolute_form
+from onehop.errors import InvalidRequestTarget
 
 
 class ForwardDenied(Exception):
@@ -74,21 +76,23 @@ def split_authority(authority: bytes, default_port: int) -> tuple[str, int]:
 
 
 def parse_absolute(target: bytes) -> tuple[str, str, int, bytes, bytes]:
-    """Split an absolute-form target (RFC 9112 §3.2.2) for forwarding.
+    """Split an absolute-form target (RFC 9112 §3.2.2) for forwarding, by the core's rule
+    (:func:`onehop.core.target.parse_absolute_form`).
 
-    Returns (scheme, host, port, authority, origin-form target).
+    Returns (scheme, host, port, authority, origin-form target); an IPv6 host
+    without its brackets.
 
     Raises:
-        BadForwardTarget: not ``http://`` absolute-form.
+        BadForwardTarget: not a valid ``http://`` absolute-form target.
     """
-    parts = urlsplit(target.decode("latin-1"))
-    if parts.scheme.lower() != "http" or not parts.netloc:
-        raise BadForwardTarget("a forward proxy takes http:// absolute-form targets or CONNECT")
-    if "@" in parts.netloc:
-        raise BadForwardTarget("userinfo in the request-target is not allowed (RFC 9110 §4.2.4)")
-    authority = parts.netloc.encode("latin-1")
-    host, port = split_authority(authority, 80)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return "http", host, port, authority, path.encode("latin-1")
+    try:
+        absolute = parse_absolute_form(target)
+    except InvalidRequestTarget as exc:
+        raise BadForwardTarget(str(exc)) from None
+    if absolute is None or absolute.scheme != b"http":
+        raise BadForwardTarget("only http:// absolute-form targets are forwarded "
+                               "(https goes through CONNECT)")
+    host = absolute.host.decode("latin-1")
+    if host.startswith("["):
+        host = host[1:-1]
+    return "http", host, absolute.port, absolute.authority, absolute.origin_form

@@ -33,6 +33,19 @@ Every use is logged on ``onehop.proxy``. Defaults, and why:
 ``ignore`` for ``Transfer-Encoding`` changes nothing: it is hop-by-hop anyway
 and the proxy always writes its own framing. ``ignore`` for ``Content-Length``
 forwards the length the core already framed the body with.
+
+Framing is the proxy's own in both codings: a chunked body goes up chunked,
+and a ``Content-Length`` body with exactly one ``Content-Length`` line holding
+the decimal length the core framed it with. RFC 9110 §8.6 lets a recipient
+accept ``5, 5``, two ``5`` lines or ``05``; a strict upstream (llhttp, h11)
+refuses them, so forwarding them as they came would turn a request we accepted
+into the upstream's 400.
+
+Field names with an underscore (``X_Forwarded_For``) follow ``underscores``:
+CGI and WSGI map ``-`` and ``_`` alike to ``HTTP_X_FORWARDED_FOR``, so such a
+field can pose as one the proxy sets or strips. ``drop`` (default, nginx's
+``underscores_in_headers off``) removes them, ``pass`` forwards them, ``reject``
+answers 400; each use is logged.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from onehop.core import ConnectionInfo, Headers, InformationalResponse, Request, Response
+from onehop.core.framing import parse_content_length
 from onehop.core.headers import HOP_BY_HOP_FIELDS, NO_CONNECTION_INFO
 
 log = logging.getLogger("onehop.proxy")
@@ -75,6 +89,14 @@ _FORWARDING: Final = frozenset(
 )
 
 
+class Underscores(enum.Enum):
+    """What to do with request field names that contain ``_`` (see the module docstring)."""
+
+    DROP = "drop"
+    PASS = "pass"
+    REJECT = "reject"
+
+
 class ForwardedStyle(enum.Enum):
     """Which client-information fields the proxy adds upstream."""
 
@@ -95,6 +117,7 @@ class HeaderPolicy:
             trusted proxy should believe them.
         via: the pseudonym in our ``Via`` entries (RFC 9110 §7.6.3).
         preserve_host: forward the client's ``Host``; False sends the upstream's.
+        underscores: request field names with ``_``: drop (default), pass, reject (400).
     """
 
     nomination: dict[bytes, Nomination] = field(default_factory=lambda: dict(DEFAULT_NOMINATION))
@@ -102,13 +125,26 @@ class HeaderPolicy:
     trust_forwarded: bool = False
     via: str = "onehop"
     preserve_host: bool = True
+    underscores: Underscores = Underscores.DROP
 
 
-class NominationRejected(Exception):
+class RequestRefused(Exception):
+    """The request cannot be forwarded under the header policy (answer 400)."""
+
+
+class NominationRejected(RequestRefused):
     """A client nominated a protected field under the ``reject`` policy (answer 400)."""
 
     def __init__(self, name: bytes) -> None:
         super().__init__(f"Connection names the protected field {name.decode('latin-1')!r}")
+        self.name = name
+
+
+class UnderscoreRejected(RequestRefused):
+    """A field name with ``_`` under the ``reject`` underscore policy (answer 400)."""
+
+    def __init__(self, name: bytes) -> None:
+        super().__init__(f"field name {name.decode('latin-1')!r} contains an underscore")
         self.name = name
 
 
@@ -222,6 +258,40 @@ _DROP: Final = {
 }
 
 
+def _one_content_length(fields: list[tuple[bytes, bytes, bytes]]) -> list[
+    tuple[bytes, bytes, bytes]
+]:
+    """*fields* with their Content-Length lines (one or more, validated by the core)
+    replaced by one line holding the decimal length, where it stood first."""
+    values = [f[2] for f in fields if f[0] == b"content-length"]
+    line = (b"content-length", b"Content-Length", b"%d" % parse_content_length(values))
+    out: list[tuple[bytes, bytes, bytes]] = []
+    placed = False
+    for f in fields:
+        if f[0] != b"content-length":
+            out.append(f)
+        elif not placed:
+            out.append(line)
+            placed = True
+    return out
+
+
+def _underscored(fields: list[tuple[bytes, bytes, bytes]], policy: HeaderPolicy,
+                 client: str) -> list[tuple[bytes, bytes, bytes]]:
+    """Apply the underscore policy to *fields*, some of whose names hold ``_``; log it.
+
+    Raises:
+        UnderscoreRejected: under ``reject``.
+    """
+    names = sorted({f[1].decode("latin-1") for f in fields if b"_" in f[0]})
+    rule = policy.underscores
+    log.warning("client %s sent field names with an underscore (%s): %s",
+                client, ", ".join(names), rule.value)
+    if rule is Underscores.REJECT:
+        raise UnderscoreRejected(next(f[1] for f in fields if b"_" in f[0]))
+    return [f for f in fields if b"_" not in f[0]]
+
+
 def outbound_request(
     request: Request,
     *,
@@ -231,42 +301,68 @@ def outbound_request(
     upstream_authority: bytes,
     target: bytes | None = None,
     host: bytes | None = None,
+    target_authority: bytes | None = None,
     has_body: bool | None = None,
 ) -> Request:
     """Build the request to send upstream from a received one (already split by the core).
 
     End-to-end fields go on (plus nominated ones under ``ignore``), ``Expect``
     is answered by the proxy itself, then ``Via`` and the forwarding fields are
-    added. Framing is the proxy's own: ``Content-Length`` when the client gave
-    one, else chunked when the client's body was chunked (RFC 9112 §7.1).
-    ``TE: trailers`` goes upstream only when the client sent it: TE is
-    hop-by-hop (RFC 9110 §10.1.4), so the proxy regenerates it, and asks only
-    for what its client can take. *has_body* saves recomputing
+    added. Framing is the proxy's own: one ``Content-Length`` line with the
+    decimal length when the client gave a length, else chunked when the
+    client's body was chunked (RFC 9112 §7.1). ``TE: trailers`` goes upstream
+    only when the client sent it: TE is hop-by-hop (RFC 9110 §10.1.4), so the
+    proxy regenerates it, and asks only for what its client can take.
+
+    The host the client asked for is *target_authority* when its request-target
+    was in absolute-form (RFC 9112 §3.2.2: the received Host is then ignored),
+    else its Host field; it goes on as ``Host`` (``preserve_host``) and
+    ``X-Forwarded-Host``. *host* replaces the ``Host`` sent in any case (a
+    forward proxy sends the target's). *has_body* saves recomputing
     :func:`request_has_body` when the caller knows it.
 
     Raises:
         NominationRejected: see :func:`apply_nominations`.
+        UnderscoreRejected: see :class:`Underscores`.
     """
     received = request.connection
     options = received.options
     kept = (apply_nominations(request, policy, client_ip)
             if options and not options.isdisjoint(PROTECTED_FIELDS) else _NOTHING)
     trust = policy.trust_forwarded
-    drop_host = host is not None or not policy.preserve_host
+    drop_host = host is not None or not policy.preserve_host or target_authority is not None
     drop = _DROP[trust, drop_host]
     in_fields = request.headers._fields
     fields = [f for f in in_fields if f[0] not in drop]
     in_host = None
-    for f in in_fields:  # (``headers.get(b"host")`` minus two calls; Host usually comes first)
-        if f[0] == b"host":
-            in_host = f[2]
-            break
+    lengths = 0
+    underscored = False
+    for f in in_fields:  # (one pass: Host, Content-Length lines, names with "_")
+        name = f[0]
+        if name == b"host":
+            if in_host is None:
+                in_host = f[2]
+        elif name == b"content-length":
+            lengths += 1
+        elif b"_" in name:
+            underscored = True
     has_host = not drop_host and in_host is not None
     if kept:
         fields.extend(f for f in kept if f[0] not in drop)  # untrusted forwarding stays out
         has_host = not drop_host and (has_host or any(f[0] == b"host" for f in kept))
+        lengths += sum(1 for f in kept if f[0] == b"content-length")
+        underscored = underscored or any(b"_" in f[0] for f in kept)
+    if target_authority is not None:
+        in_host = target_authority
+    if underscored and policy.underscores is not Underscores.PASS:
+        fields = _underscored(fields, policy, client_ip)
+    if lengths > 1 or (lengths == 1 and not _plain_length(fields)):
+        fields = _one_content_length(fields)
     if not has_host:
-        fields.insert(0, (b"host", b"Host", host if host is not None else upstream_authority))
+        if host is None:
+            host = in_host if policy.preserve_host and in_host is not None else (
+                upstream_authority)
+        fields.insert(0, (b"host", b"Host", host))
     fields.append(_via_field(request.http_version, policy.via))
     style = policy.forwarded
     if style is _XFF_STYLE:
@@ -305,6 +401,15 @@ def outbound_request(
             conn = ConnectionInfo((), conn_fields)
     return Request(request.method, target if target is not None else request.target,
                    Headers._trusted(fields), conn)
+
+
+def _plain_length(fields: list[tuple[bytes, bytes, bytes]]) -> bool:
+    """Whether the one Content-Length line among *fields* holds a canonical decimal."""
+    for f in fields:
+        if f[0] == b"content-length":
+            value = f[2]
+            return value.isdigit() and (value[:1] != b"0" or value == b"0")
+    return True
 
 
 def outbound_response(response: Response, policy: HeaderPolicy) -> Response:
@@ -392,8 +497,11 @@ def outbound_informational(
 _TRAILER_DROP: Final = HOP_BY_HOP_FIELDS | {b"content-length", b"host"}
 
 
-def forward_trailers(trailers: Headers, nominated: frozenset[bytes]) -> Headers:
-    """The trailer fields to pass on: minus hop-by-hop ones and those *nominated*.
+def forward_trailers(trailers: Headers, nominated: frozenset[bytes], *,
+                     underscores: bool = True) -> Headers:
+    """The trailer fields to pass on: minus hop-by-hop ones and those *nominated*, and
+    minus names with ``_`` unless *underscores* (a request's trailers under any
+    underscore policy but ``pass``: a 400 can no longer be sent once the body is out).
 
     *nominated* are the ``Connection`` options of the message's head: a field
     named there is connection-specific wherever it appears in the message.
@@ -401,5 +509,6 @@ def forward_trailers(trailers: Headers, nominated: frozenset[bytes]) -> Headers:
     fields = trailers.fields
     if not fields:
         return trailers
-    kept = [f for f in fields if f[0] not in _TRAILER_DROP and f[0] not in nominated]
+    kept = [f for f in fields if f[0] not in _TRAILER_DROP and f[0] not in nominated
+            and (underscores or b"_" not in f[0])]
     return trailers if len(kept) == len(fields) else Headers._trusted(kept)

@@ -550,7 +550,11 @@ class _Inbound(asyncio.Protocol):
         cfg = proxy.config
         t0 = time.monotonic()
         upstream = group.pick(t0)
-        outbound = self._up_fields.request(req, upstream.authority)
+        try:
+            outbound = self._up_fields.request(req, upstream.authority)
+        except hop.RequestRefused:
+            self._spawn(self._exchange(req))  # (which answers 400 and closes)
+            return
         att = _Attempt(req, outbound, req.target, group, upstream, upstream.origin, None, t0)
         conn = proxy.pool.acquire_idle(upstream.origin)
         if conn is None:
@@ -738,6 +742,8 @@ class _Inbound(asyncio.Protocol):
                     return self._send_error(405, "CONNECT is not allowed (not a forward proxy)")
                 return await self._connect(req)
             if not target.startswith(b"/") and target != b"*":
+                # absolute-form: its authority is the host asked for, in both modes
+                # (RFC 9112 §3.2.2: the received Host is ignored).
                 scheme, host, port, authority, target = parse_absolute(target)
                 if forward is not None:
                     forward.check(host, port)
@@ -745,7 +751,7 @@ class _Inbound(asyncio.Protocol):
                     host_override = authority
             if origin is None:
                 group = proxy._catch_all or proxy.route(
-                    req.headers.get(b"host") or authority, target)
+                    authority or req.headers.get(b"host"), target)
                 if group is None:
                     await self._finish_body()
                     self._access(req, 404, 0, "-", 0.0, None)
@@ -767,9 +773,9 @@ class _Inbound(asyncio.Protocol):
             outbound = hop.outbound_request(
                 req, policy=cfg.headers, client_ip=self.client_ip, scheme="http",
                 upstream_authority=up_auth, target=target, host=host_override,
-                has_body=has_body,
+                target_authority=authority, has_body=has_body,
             )
-        except hop.NominationRejected as exc:
+        except hop.RequestRefused as exc:
             self._access(req, 400, 0, "-", 0.0, None)
             return self._send_error(400, f"Bad request: {exc}", close=True)
         if proxy.request_hook is not None:
@@ -1293,7 +1299,9 @@ class _Upload:
         and if the upstream request is chunked (only chunked carries them)."""
         if self.trailers is None or not hop.request_is_chunked(self.outbound):
             return _NO_FIELDS
-        return hop.forward_trailers(self.trailers, self.req.connection.options)
+        return hop.forward_trailers(
+            self.trailers, self.req.connection.options,
+            underscores=self.inbound.proxy.config.headers.underscores is hop.Underscores.PASS)
 
 
 def _reason(status: int, exc: BaseException) -> str:

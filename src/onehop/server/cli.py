@@ -64,6 +64,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-line-size", type=int, default=DEFAULT_LIMITS.max_line_size)
     p.add_argument("--max-fields", type=int, default=DEFAULT_LIMITS.max_fields)
     p.add_argument("--max-body-size", type=int, default=None)
+    p.add_argument("--connect-to-app", action="store_true",
+                   help="pass CONNECT requests to the app (default: answer 501 and close)")
     p.set_defaults(func=run)
 
 
@@ -88,7 +90,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_requests_per_connection=args.max_requests_per_connection,
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout if args.body_timeout > 0 else None,
-        linger_timeout=args.linger_timeout, limits=limits,
+        linger_timeout=args.linger_timeout, limits=limits, connect_to_app=args.connect_to_app,
     )
 
 

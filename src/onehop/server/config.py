@@ -35,7 +35,9 @@ class Config:
     started request head may take to arrive (slow-loris); ``body_timeout`` how
     long the server waits for the next piece of a request body while the app
     waits for it (``None`` disables it): 408 before the response, else the
-    connection is cut.
+    connection is cut. ``connect_to_app`` hands ``CONNECT`` requests to the app
+    (which may answer anything but 2xx); by default the server answers them 501
+    with ``close`` itself.
     """
 
     app: ASGIApp | str
@@ -70,6 +72,7 @@ class Config:
     install_signal_handlers: bool = True
     limits: Limits = field(default_factory=Limits)
     workers: int = 1
+    connect_to_app: bool = False
 
     def __post_init__(self) -> None:
         if self.keep_alive_header not in KEEP_ALIVE_HEADER_CHOICES:

@@ -35,7 +35,8 @@ from onehop.core import (
     split_headers,
 )
 from onehop.core.headers import NO_CONNECTION_INFO
-from onehop.errors import IncompleteMessage, RemoteProtocolError
+from onehop.core.target import parse_absolute_form
+from onehop.errors import IncompleteMessage, InvalidRequestTarget, RemoteProtocolError
 
 if TYPE_CHECKING:
     from onehop.server.config import ASGIApp, Config, Message
@@ -301,7 +302,11 @@ class HttpProtocol(asyncio.Protocol):
         limit = config.limit_max_requests
         if limit is not None and state.total_requests >= limit:
             state.request_exit()
-        cycle = RequestCycle(self, request)
+        try:
+            cycle = RequestCycle(self, request)
+        except InvalidRequestTarget as exc:
+            self._protocol_error(exc.status_hint, f"Bad Request: {exc}")
+            return
         self.cycle = cycle
         concurrency = config.limit_concurrency
         app = self.app
@@ -310,6 +315,8 @@ class HttpProtocol(asyncio.Protocol):
             len(state.connections) > concurrency or len(tasks) >= concurrency
         ):
             app = _service_unavailable
+        elif request.method == b"CONNECT" and not config.connect_to_app:
+            app = _connect_not_implemented
         # The cycle drops its task from ``tasks`` when run() ends (no done callback:
         # that would cost one more loop callback per request).
         task = self.loop.create_task(cycle.run(app))
@@ -543,20 +550,31 @@ class RequestCycle:
         self.scope = self._build_scope(request)
 
     def _build_scope(self, request: Request) -> dict[str, Any]:
+        """The ASGI ``http`` scope for *request*.
+
+        Raises:
+            InvalidRequestTarget: an absolute-form target of a scheme other than
+                http(s), which no origin server can serve (answered 400).
+        """
         protocol = self.protocol
         config = protocol.config
         target = request.target
-        if target[:1] != b"/" and target != b"*":
-            # absolute-form (RFC 9112 §3.2.2): the path starts after the authority
-            rest = target.partition(b"://")[2]
-            slash = rest.find(b"/")
-            target = rest[slash:] if slash >= 0 else b"/"
+        headers = [(f[0], f[2]) for f in request.headers._fields]  # (lower_items, inlined)
+        if target[:1] != b"/" and target != b"*" and request.method != b"CONNECT":
+            # absolute-form (RFC 9112 §3.2.2): "the origin server MUST ignore the received
+            # Host header field (if any) and instead use the host information of the
+            # request-target", so the app sees the target's authority as ``host``.
+            absolute = parse_absolute_form(target)
+            if absolute is None:
+                raise InvalidRequestTarget(
+                    f"cannot serve a {target.partition(b':')[0].decode('latin-1')!r} URI")
+            target = absolute.origin_form
+            headers = [(b"host", absolute.authority), *(h for h in headers if h[0] != b"host")]
         raw_path, _, query = target.partition(b"?")
         path = raw_path.decode("ascii", "replace")
         if "%" in path:
             path = unquote(path)
         conninfo = request.connection
-        headers = [(f[0], f[2]) for f in request.headers._fields]  # (lower_items, inlined)
         if conninfo.fields:
             conn_fields = conninfo.fields.lower_items()
             headers += conn_fields
@@ -694,9 +712,11 @@ class RequestCycle:
         if not self.response_started:
             if kind != "http.response.start":
                 raise RuntimeError(f"expected 'http.response.start', got {kind!r}")
-            self.response_started = True
             self.status = message["status"]
+            # Started only once the core took the head: a head it refuses (say, a 204
+            # with content) leaves nothing written, so the app's error can still be a 500.
             self.head = self.conn.send(self._response(message))
+            self.response_started = True
             # Coalesce the head with the first body chunk when it comes in the same
             # loop iteration; flush it on its own otherwise (streaming apps). One
             # callback per loop iteration flushes the heads of every connection.
@@ -734,9 +754,16 @@ class RequestCycle:
             transport.write(head)
 
     def _response(self, message: Message) -> Response:
-        """Build the core's Response from the app's; hop-by-hop fields go to ``connection``."""
+        """Build the core's Response from the app's; hop-by-hop fields go to ``connection``.
+
+        Raises:
+            RuntimeError: a 2xx answer to CONNECT (an ASGI app has no tunnel to open).
+        """
         protocol = self.protocol
         config = protocol.config
+        if self.request.method == b"CONNECT" and 200 <= self.status < 300:
+            raise RuntimeError("an ASGI application cannot answer CONNECT with 2xx: "
+                               "ASGI has no tunnel (RFC 9110 §9.3.6)")
         headers, conninfo = protocol.state.head_cache.split(
             message.get("headers", ()), config.server_header, config.date_header
         )
@@ -783,6 +810,17 @@ def _flush_heads(pending: list[RequestCycle]) -> None:
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
     body = b"Service Unavailable\n"
     await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _connect_not_implemented(scope: Any, receive: Any, send: Any) -> None:
+    """CONNECT asks for a tunnel (RFC 9110 §9.3.6), which an origin server does not open:
+    501 (RFC 9110 §15.6.2, "does not support the functionality required"), and the
+    connection closes, since what follows the request is not meant as HTTP."""
+    body = b"Not Implemented: CONNECT is not served here\n"
+    await send({"type": "http.response.start", "status": 501, "headers": [
         (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body)),
         (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
