@@ -81,14 +81,18 @@ IDLE_BUDGET = 60
 
 
 
-def server_commands(app: str, port: int) -> dict[str, list[str]]:
-    """The command line of every installed server, serving *app* on *port*."""
+def server_commands(app: str, port: int, baseline: str | None = None,
+                    apps_dir: str = "") -> dict[str, list[str]]:
+    """The command line of every installed server, serving *app* on *port*; with
+    *baseline*, also ``onehop-baseline``: onehop run from that source tree."""
     py = sys.executable
-    out = {
-        "onehop": [py, "-m", "onehop", "serve", app, "--port", str(port), "--no-access-log",
-                   "--log-level", "warning", "--loop", "uvloop",
-                   "--timeout-keep-alive", str(IDLE_TIMEOUT)],
-    }
+    onehop = [py, "-m", "onehop", "serve", app, "--port", str(port), "--no-access-log",
+              "--log-level", "warning", "--loop", "uvloop",
+              "--timeout-keep-alive", str(IDLE_TIMEOUT)]
+    out = {"onehop": onehop}
+    if baseline:
+        out["onehop-baseline"] = ["env", f"PYTHONPATH={apps_dir}{os.pathsep}{baseline}",
+                                  *onehop]
     if have("uvicorn"):
         base = [py, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
                 "--log-level", "warning", "--loop", "uvloop",
@@ -179,7 +183,10 @@ def _still_open(sock: socket.socket) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--connections", default="50,1000",
+                        help="comma-separated wrk -c values; one row each")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="add onehop-baseline: onehop from another source tree")
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs per cell, server order reversed every other repeat")
     parser.add_argument("--servers", default="", help="comma-separated subset")
@@ -209,7 +216,8 @@ def main() -> int:
                            if p)
     env = {**os.environ, "PYTHONPATH": path}
 
-    names = list(server_commands("x:y", 0))
+    names = list(server_commands("x:y", 0, args.baseline, str(tmp)))
+    conns_list = [int(c) for c in args.connections.split(",")]
     if args.servers:
         names = [n for n in names if n in args.servers.split(",")]
     apps = [a for a in args.apps.split(",") if a in APPS]
@@ -217,45 +225,50 @@ def main() -> int:
     print(f"# servers: {', '.join(names)}; {args.duration:g} s x {args.repeats} per cell, "
           f"wrk -t1 -c{args.connections}", file=sys.stderr)
 
-    results: dict[tuple[str, str, str], list[Cell]] = {}
+    results: dict[tuple[str, str, int, str], list[Cell]] = {}
     for repeat in range(args.repeats):
         order = names if repeat % 2 == 0 else names[::-1]
         for app in apps:
             for mode in modes:
                 margs = [a.replace("{lua}", str(lua)) for a in MODES[mode]]
-                for name in order:
-                    port = free_port()
-                    cmd = server_commands(f"bench_apps:{app}", port)[name]
-                    try:
-                        with Running(cmd, port, env, tmp) as server:
-                            cell = wrk_server(server, margs, args.duration, args.connections)
-                    except RuntimeError as exc:
-                        print(f"# {name} {app} {mode}: {exc}", file=sys.stderr)
-                        continue
-                    results.setdefault((app, mode, name), []).append(cell)
-                    print(f"# {repeat + 1} {app:9} {mode:19} {name:17} {cell.rps:9,.0f} req/s",
-                          file=sys.stderr)
+                for conns in conns_list:
+                    for name in order:
+                        port = free_port()
+                        cmd = server_commands(f"bench_apps:{app}", port, args.baseline,
+                                              str(tmp))[name]
+                        try:
+                            with Running(cmd, port, env, tmp) as server:
+                                cell = wrk_server(server, margs, args.duration, conns)
+                        except RuntimeError as exc:
+                            print(f"# {name} {app} {mode} -c{conns}: {exc}", file=sys.stderr)
+                            continue
+                        results.setdefault((app, mode, conns, name), []).append(cell)
+                        print(f"# {repeat + 1} {app:9} {mode:19} c{conns:<5} {name:17} "
+                              f"{cell.rps:9,.0f} req/s {cell.errors} errors", file=sys.stderr)
 
     def med(cells: list[Cell], attr: str) -> float:
         return statistics.median(getattr(c, attr) for c in cells)
 
     print(f"\nwrk -t1 -c{args.connections} -d{args.duration:g}s, median of {args.repeats}; "
           "server on CPU 0, wrk on CPU 1\n")
-    print("| app | mode | server | req/s | vs onehop | p99 ms | CPU µs/req | peak RSS MiB |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    print("| app | mode | conns | server | req/s | vs onehop | p99 ms | CPU µs/req "
+          "| peak RSS MiB | errors |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for app in apps:
         for mode in modes:
-            ref_cells = results.get((app, mode, "onehop"))
-            ref = med(ref_cells, "rps") if ref_cells else 0.0
-            for name in names:
-                cells = results.get((app, mode, name))
-                if not cells:
-                    continue
-                rps = med(cells, "rps")
-                ratio = f"{rps / ref:.2f}x" if ref else "-"
-                print(f"| {app} | {mode} | {name} | {rps:,.0f} | {ratio} | "
-                      f"{med(cells, 'p99_ms'):.2f} | {med(cells, 'cpu_us'):.1f} | "
-                      f"{max(c.rss_mib for c in cells):.1f} |")
+            for conns in conns_list:
+                ref_cells = results.get((app, mode, conns, "onehop"))
+                ref = med(ref_cells, "rps") if ref_cells else 0.0
+                for name in names:
+                    cells = results.get((app, mode, conns, name))
+                    if not cells:
+                        continue
+                    rps = med(cells, "rps")
+                    ratio = f"{rps / ref:.2f}x" if ref else "-"
+                    print(f"| {app} | {mode} | {conns} | {name} | {rps:,.0f} | {ratio} | "
+                          f"{med(cells, 'p99_ms'):.2f} | {med(cells, 'cpu_us'):.1f} | "
+                          f"{max(c.rss_mib for c in cells):.1f} | "
+                          f"{max(c.errors for c in cells)} |")
 
     if not args.skip_memory:
         counts = [int(n) for n in args.idle_counts.split(",")]
@@ -267,7 +280,7 @@ def main() -> int:
             row = []
             for count in counts:
                 port = free_port()
-                cmd = server_commands("bench_apps:hello", port)[name]
+                cmd = server_commands("bench_apps:hello", port, args.baseline, str(tmp))[name]
                 try:
                     with Running(cmd, port, env, tmp) as server:
                         row.append(f"{idle_connection_cost(server, count):.1f}")

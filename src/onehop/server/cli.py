@@ -104,17 +104,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"onehop serve: {exc}", file=sys.stderr)
         return 2
+    from onehop.server.run import run as run_server
+
     try:
-        if config.workers > 1:
-            from onehop.server.workers import run_workers
-
-            return run_workers(config)
-        from onehop.server.server import Server
-
-        server = Server(config)
-        server.run()
-    except (OSError, OverflowError) as exc:  # bind failures; already logged by the server
-        if config.workers > 1:
-            print(f"onehop serve: cannot listen: {exc}", file=sys.stderr)
+        return run_server(config)
+    except (OSError, OverflowError) as exc:  # bind failures
+        print(f"onehop serve: cannot listen: {exc}", file=sys.stderr)
         return 3
-    return 0 if server.started else 3

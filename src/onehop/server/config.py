@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from onehop._aio.serving import KEEP_ALIVE_HEADER_CHOICES, ServingConfig
 from onehop.core import Limits
 
 Scope = MutableMapping[str, Any]
@@ -16,8 +17,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: ``keep_alive_header`` values: when to announce ``Keep-Alive: timeout=N, max=M``.
-KEEP_ALIVE_HEADER_CHOICES = ("never", "http10", "always")
+__all__ = ["KEEP_ALIVE_HEADER_CHOICES", "AppLoadError", "Config"]
 
 
 class AppLoadError(ImportError):
@@ -75,19 +75,33 @@ class Config:
     connect_to_app: bool = False
 
     def __post_init__(self) -> None:
-        if self.keep_alive_header not in KEEP_ALIVE_HEADER_CHOICES:
-            raise ValueError(f"keep_alive_header must be one of {KEEP_ALIVE_HEADER_CHOICES}")
-        if self.max_requests_per_connection is not None and self.max_requests_per_connection < 1:
-            raise ValueError("max_requests_per_connection must be >= 1")
-        if self.body_timeout is not None and self.body_timeout <= 0:
-            raise ValueError("body_timeout must be > 0 (None disables it)")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {self.port}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
-        for name in ("timeout_keep_alive", "header_timeout", "linger_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        try:
+            self.serving_config()  # checks the connection rules (one place: ServingConfig)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("idle_timeout", "timeout_keep_alive")) from None
+
+    def serving_config(self) -> ServingConfig:
+        """The connection rules the serving endpoint applies (:mod:`onehop._aio.serving`).
+
+        Raises:
+            ValueError: a timeout, limit or choice out of range (naming it).
+        """
+        return ServingConfig(
+            limits=self.limits,
+            keep_alive=self.keep_alive,
+            http10_keep_alive=self.http10_keep_alive,
+            keep_alive_header=self.keep_alive_header,
+            idle_timeout=self.timeout_keep_alive,
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            linger_timeout=self.linger_timeout,
+            max_requests_per_connection=self.max_requests_per_connection,
+            limit_concurrency=self.limit_concurrency,
+        )
 
     def load_app(self) -> ASGIApp:
         """Return the ASGI callable, importing ``module:attr`` strings.

@@ -1,9 +1,10 @@
 """Listening, lifespan and graceful shutdown for the origin server.
 
 :class:`Server` binds, runs the app's lifespan, serves until asked to exit,
-then shuts down gracefully: stop accepting, close idle keep-alive connections
-at once, let in-flight requests finish (their responses carry ``close``, RFC
-9112 §9.6) for up to ``timeout_graceful_shutdown`` seconds, then cut the rest.
+then shuts down gracefully (:meth:`~onehop._aio.serving.ServingState.begin_shutdown`):
+stop accepting, close idle keep-alive connections at once, let in-flight
+requests finish (their responses carry ``close``, RFC 9112 §9.6) for up to
+``timeout_graceful_shutdown`` seconds, then cut the rest.
 """
 
 from __future__ import annotations
@@ -11,46 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from onehop._aio import new_event_loop
+from onehop._aio.endpoint import ServerEndpoint
+from onehop._aio.serving import ServingState
+from onehop._aio.sockets import bind_socket, describe
+from onehop.server.asgi import AsgiService
 from onehop.server.config import AppLoadError, ASGIApp, Config
 from onehop.server.lifespan import Lifespan
-from onehop.server.protocol import HttpProtocol, RequestCycle, _HeadCache
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-logger = logging.getLogger("onehop.server")
-
-
-class ServerState:
-    """What all connections of one server share; touched only from the server's loop."""
-
-    def __init__(self, on_exit: Any) -> None:
-        self.connections: set[HttpProtocol] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.total_requests = 0
-        self.shutting_down = False
-        self.lifespan_state: dict[str, Any] = {}
-        self.head_cache = _HeadCache()
-        #: Cycles whose response head waits to be coalesced with their body (protocol.py).
-        self.pending_heads: list[RequestCycle] = []
-        self._on_exit = on_exit
-
-    def live_tasks(self) -> set[asyncio.Task[None]]:
-        """``tasks`` without any that ended unseen (cancelled before their first step)."""
-        done = [task for task in self.tasks if task.done()]
-        self.tasks.difference_update(done)
-        return self.tasks
-
-    def request_exit(self) -> None:
-        """Ask the server to stop (the global request limit was reached)."""
-        self._on_exit()
+logger = logging.getLogger("onehop.error")
 
 
 class Server:
@@ -67,15 +45,12 @@ class Server:
         self.should_exit = False
         self.force_exit = False
         self.servers: list[asyncio.AbstractServer] = []
-        self.state = ServerState(self._limit_reached)
+        self.state = ServingState(config.serving_config(), max_requests=config.limit_max_requests,
+                                  on_exhausted=self.request_stop)
+        self.service: AsgiService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exit_event: asyncio.Event | None = None
         self._started_thread_event = threading.Event()
-
-    def _limit_reached(self) -> None:
-        limit = self.config.limit_max_requests
-        if limit is not None and self.state.total_requests >= limit:
-            self.request_stop()
 
     def request_stop(self) -> None:
         """Begin graceful shutdown (call on the server's loop)."""
@@ -129,11 +104,10 @@ class Server:
             logger.error("%s", exc)
             return
         lifespan = Lifespan(app, config.lifespan)
-        self.state.lifespan_state = lifespan.state
         if not await lifespan.startup():
             return
         try:
-            await self._start(app, sockets)
+            await self._start(app, lifespan, sockets)
         except (OSError, OverflowError) as exc:
             logger.error("cannot listen: %s", exc)
             await lifespan.shutdown()
@@ -148,65 +122,50 @@ class Server:
             await lifespan.shutdown()
             self._remove_signal_handlers()
 
-    async def _start(self, app: ASGIApp, sockets: Sequence[socket.socket] | None) -> None:
+    async def _start(self, app: ASGIApp, lifespan: Lifespan,
+                     sockets: Sequence[socket.socket] | None) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
         state = self.state
+        service = self.service = AsgiService(app, config)
+        service.lifespan_state = lifespan.state
 
-        def factory() -> HttpProtocol:
-            return HttpProtocol(config, state, app)
+        def factory() -> ServerEndpoint:
+            return ServerEndpoint(state, lambda endpoint: service)
 
         socks = list(sockets or config.sockets or [])
-        if socks:
-            for sock in socks:
-                if sock.family == socket.AF_UNIX:
-                    srv = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
-                else:
-                    srv = await loop.create_server(factory, sock=sock, backlog=config.backlog)
-                self.servers.append(srv)
-        elif config.fd is not None:
-            sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
-            if sock.family != socket.AF_UNIX:
-                sock = socket.fromfd(config.fd, sock.family, socket.SOCK_STREAM)
-            self.servers.append(await loop.create_server(factory, sock=sock,
-                                                         backlog=config.backlog))
-        elif config.uds is not None:
-            if os.path.exists(config.uds):
-                os.unlink(config.uds)
-            self.servers.append(await loop.create_unix_server(factory, path=config.uds,
-                                                              backlog=config.backlog))
-        else:
-            self.servers.append(await loop.create_server(
-                factory, host=config.host, port=config.port, backlog=config.backlog,
-                reuse_address=True,
-            ))
+        if not socks:
+            socks = [bind_socket(config.host, config.port, uds=config.uds, fd=config.fd,
+                                 backlog=config.backlog)]
+        for sock in socks:
+            if sock.family == socket.AF_UNIX:
+                srv = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
+            else:
+                srv = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+            self.servers.append(srv)
         for sock in self.sockets:
-            logger.info("onehop serving on %s", sock.getsockname())
+            logger.info("onehop serving on %s", describe(sock))
 
     async def _shutdown(self) -> None:
         state = self.state
-        state.shutting_down = True
         for srv in self.servers:
             srv.close()
-        for conn in list(state.connections):
-            conn.shutdown()
-        grace = self.config.timeout_graceful_shutdown
-        loop = asyncio.get_running_loop()
-        deadline = None if grace is None else loop.time() + grace
-        while (state.connections or state.live_tasks()) and not self.force_exit:
-            if deadline is not None and loop.time() >= deadline:
-                logger.warning("Graceful shutdown timed out; cutting %d connection(s)",
-                               len(state.connections))
-                break
-            await asyncio.sleep(0.02)
-        for conn in list(state.connections):
-            conn.abort()
-        for task in list(state.tasks):
-            task.cancel()
-        if state.live_tasks():
-            await asyncio.wait(list(state.tasks), timeout=1.0)
+        logger.info("Shutting down: %d connection(s) open", len(state.connections))
+        state.begin_shutdown()
+        service = self.service
+        await state.drain(
+            self.config.timeout_graceful_shutdown,
+            busy=lambda: service is not None and bool(service.live_tasks()),
+            force=lambda: self.force_exit,
+        )
+        if service is not None:
+            for task in list(service.tasks):
+                task.cancel()
+            if service.live_tasks():
+                await asyncio.wait(list(service.tasks), timeout=1.0)
         for srv in self.servers:
             await srv.wait_closed()
+        logger.info("Stopped serving")
 
     def _install_signal_handlers(self) -> None:
         if not self.config.install_signal_handlers:
@@ -232,17 +191,3 @@ class Server:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-
-
-def serve(app: ASGIApp | str, **kwargs: Any) -> None:
-    """Run *app* until SIGINT/SIGTERM; keyword arguments are :class:`Config` fields.
-
-    With ``workers > 1`` the app must be an import string (workers are spawned).
-    """
-    config = Config(app=app, **kwargs)
-    if config.workers > 1:
-        from onehop.server.workers import run_workers
-
-        run_workers(config)
-        return
-    Server(config).run()

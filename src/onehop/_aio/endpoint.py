@@ -1,0 +1,687 @@
+"""The one server-role driver: a transport, a core connection and the rules around them.
+
+:class:`ServerEndpoint` is the ``asyncio.Protocol`` for every connection a
+server or proxy accepts (Go's ``conn.serve``, hyper's ``Dispatcher``). It owns
+what the role needs whatever answers the requests:
+
+- the core :class:`~onehop.core.Connection` (parse, frame, persistence), fed
+  from ``data_received``; requests are answered one at a time, in order (RFC
+  9112 §9.3.2): the core yields the next pipelined request only after the
+  previous response ended;
+- read flow control (the handler pauses reading while it cannot take body
+  bytes; unparsed pipelined bytes pause it too) and write flow control
+  (:class:`FlowControl`; no new request is taken while the client does not
+  read its answers);
+- one timer with a named :class:`Deadline`: idle keep-alive, the header
+  timeout (armed once per head, so a client dripping a head byte by byte
+  gets 408 after ``header_timeout``), the body timeout;
+- the error answer from a core error's ``status_hint``, with ``Date`` and
+  ``close`` (RFC 9112 §2.2, §9.6), and the overload answer (503);
+- what a response's connection part says: ``close`` when this connection ends
+  after it (request limit, shutdown), the ``Keep-Alive`` hint (RFC 7230
+  §A.1.2); keep-or-close after a response is decided in one place,
+  :meth:`ServerEndpoint.complete`;
+- lingering close (RFC 9112 §9.6) and graceful shutdown;
+- tunnel mode after ``101`` or a ``CONNECT`` 2xx: raw bytes go to a receiver.
+
+What answers a request is a handler, called through plain callbacks, never
+coroutines, so a handler that can answer from the event loop (the proxy's
+warm exchange) pays for no task: the ASGI server, the proxy and the demo
+origin are handlers. A :class:`ConnectionHandler` is made per connection by the
+listener's factory; it makes a :class:`RequestHandler` per request.
+
+Everything runs on the event loop's thread: no locks. The endpoint's mode is
+an explicit :class:`Mode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+from onehop._aio.dates import DATE
+from onehop._aio.flow import FlowControl
+from onehop._aio.serving import ServingState
+from onehop._aio.timer import LazyTimer
+from onehop.core import (
+    NEED_DATA,
+    PAUSED,
+    Connection,
+    ConnectionClosed,
+    ConnectionInfo,
+    Data,
+    EndOfMessage,
+    Headers,
+    InformationalResponse,
+    Request,
+    Response,
+    Role,
+    State,
+    reason_phrase,
+)
+from onehop.core.headers import NO_CONNECTION_INFO
+from onehop.errors import IncompleteMessage, LocalProtocolError, RemoteProtocolError
+
+#: Rejected and failed requests: one line each, with the cause (``onehop.error``).
+error_log: Final = logging.getLogger("onehop.error")
+
+
+class Mode(enum.Enum):
+    """Where a server-role connection is."""
+
+    IDLE = "idle"  #: between requests; the idle timer runs
+    HEAD = "head"  #: part of a request head arrived; the header timer runs
+    EXCHANGE = "exchange"  #: a request is being answered (by the handler)
+    TUNNEL = "tunnel"  #: switched protocols: bytes go to the receiver
+    LINGER = "linger"  #: our side is shut; the client's input is discarded for a while
+    CLOSED = "closed"
+
+
+class Deadline(enum.Enum):
+    """What the one timer is timing."""
+
+    NONE = "none"
+    IDLE = "idle"  #: keep-alive: no request for ``idle_timeout``
+    HEADER = "header"  #: a head started ``header_timeout`` ago
+    BODY = "body"  #: no piece of a request body being read for ``body_timeout``
+
+
+class RequestHandler(Protocol):
+    """Answers one request; all calls come from the event loop and must not block."""
+
+    def on_body(self, data: bytes) -> None:
+        """A piece of the request body (call ``endpoint.pause_reading()`` to stop more)."""
+
+    def on_end(self, trailers: Headers) -> None:
+        """The request body is complete."""
+
+    def on_writable(self) -> None:
+        """The client took our output (its transport went below the low-water mark)."""
+
+    def on_lost(self) -> None:
+        """The connection is gone or cut, or the request was abandoned (an error answered)."""
+
+
+class ConnectionHandler(Protocol):
+    """Makes the handler for each request on one connection."""
+
+    def on_request(self, endpoint: ServerEndpoint, request: Request) -> RequestHandler:
+        """Begin answering *request* (it may be answered before this returns); return
+        the handler that gets its body and the connection's news."""
+        ...
+
+
+HandlerFactory = Callable[["ServerEndpoint"], ConnectionHandler]
+
+_IDLE: Final = Mode.IDLE
+_HEAD: Final = Mode.HEAD
+_EXCHANGE: Final = Mode.EXCHANGE
+_TUNNEL: Final = Mode.TUNNEL
+_NO_DEADLINE: Final = Deadline.NONE
+_IDLE_DEADLINE: Final = Deadline.IDLE
+_BODY_DEADLINE: Final = Deadline.BODY
+
+_CLOSE_OPTION: Final = frozenset({b"close"})
+_NO_OPTIONS: Final[frozenset[bytes]] = frozenset()
+#: The connection part of a response that only adds ``close`` (shared, read-only).
+CLOSE: Final = ConnectionInfo(options=_CLOSE_OPTION)
+#: Hop-by-hop fields a handler may not send in a response's connection part: the
+#: core writes Connection and framing itself, and Keep-Alive is the endpoint's.
+_OWNED_FIELDS: Final = frozenset(
+    {b"connection", b"transfer-encoding", b"keep-alive", b"proxy-connection"}
+)
+#: Shared ``Keep-Alive`` connection parts by (timeout, requests left); cleared past this.
+_KEEP_ALIVE_INFOS: Final[dict[tuple[int, int], ConnectionInfo]] = {}
+_KEEP_ALIVE_INFOS_SIZE: Final = 4096
+
+
+def error_response(status: int, text: str) -> tuple[Response, bytes]:
+    """A short ``text/plain`` answer with ``Date`` and ``close`` (RFC 9112 §9.6)."""
+    body = text.encode("utf-8", "replace") + b"\n"
+    headers = [
+        (b"Content-Type", b"text/plain; charset=utf-8"),
+        (b"Content-Length", b"%d" % len(body)),
+        (b"Date", DATE.get()),
+    ]
+    return Response(status, headers, connection=CLOSE), body
+
+
+def _addr(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    return None
+
+
+class TunnelReceiver(Protocol):
+    """What takes a connection's bytes after it switched protocols (an asyncio.Protocol's
+    receiving half)."""
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def eof_received(self) -> bool | None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+    def pause_writing(self) -> None: ...
+
+    def resume_writing(self) -> None: ...
+
+
+class ServerEndpoint(asyncio.Protocol):
+    """The server side of one connection (RFC 9112 §9); see the module docstring.
+
+    Owns: ``transport``, ``core``, ``flow``, the timer (``_timer``, timing
+    ``_deadline``), ``current`` (the handler of the request being answered, or
+    whose body is still arriving after its response) and ``mode``. The
+    handler writes through ``core.send`` (the response's connection part from
+    :meth:`response_connection`) and :meth:`write`, ends with :meth:`finish`,
+    and may call :meth:`send_error`, :meth:`informational`, :meth:`pause_reading`,
+    :meth:`resume_reading`, :meth:`switch` and :meth:`abort`.
+    """
+
+    __slots__ = (
+        "_deadline",
+        "_parsing",
+        "_pumping",
+        "_timer",
+        "body_complete",
+        "client_addr",
+        "config",
+        "core",
+        "current",
+        "eof",
+        "flow",
+        "handler",
+        "loop",
+        "mode",
+        "read_paused",
+        "request_version",
+        "requests",
+        "response_complete",
+        "server_addr",
+        "state",
+        "transport",
+        "tunnel",
+    )
+
+    def __init__(self, state: ServingState, factory: HandlerFactory) -> None:
+        config = self.config = state.config
+        self.state = state
+        self.loop = asyncio.get_running_loop()
+        self.core = Connection(
+            Role.SERVER,
+            limits=config.limits,
+            intermediary=config.intermediary,
+            keep_alive=config.keep_alive,
+            http10_keep_alive=config.http10_keep_alive,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.flow = FlowControl()
+        self.mode = _IDLE
+        #: Received bytes go to the core (IDLE, HEAD, EXCHANGE), not a tunnel or the void.
+        self._parsing = True
+        self.current: RequestHandler | None = None
+        self.tunnel: TunnelReceiver | None = None
+        self.server_addr: tuple[str, int] | None = None
+        self.client_addr: tuple[str, int] | None = None
+        self.requests = 0
+        self.request_version = b"1.1"
+        self.read_paused = False
+        self.eof = False
+        self.body_complete = True
+        self.response_complete = True
+        self._pumping = False
+        # One lazily re-armed timer serves every deadline (``_deadline`` says which), so a
+        # keep-alive request costs no timer churn.
+        self._timer = LazyTimer(self.loop, self._timer_fired)
+        self._deadline = _NO_DEADLINE
+        self.handler = factory(self)
+
+    # --- transport callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.state.connections.add(self)
+        self.server_addr = _addr(transport.get_extra_info("sockname"))
+        self.client_addr = _addr(transport.get_extra_info("peername"))
+        if self.state.shutting_down:
+            transport.close()
+            return
+        self._arm(Deadline.IDLE, self.config.idle_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        self._timer.cancel()
+        self._deadline = _NO_DEADLINE
+        mode = self.mode
+        self.mode = Mode.CLOSED
+        self._parsing = False
+        self.flow.close()
+        if mode is _TUNNEL and self.tunnel is not None:
+            self.tunnel.connection_lost(exc)
+            return
+        self._drop_current()
+
+    def data_received(self, data: bytes) -> None:
+        if self._parsing:
+            self.core.receive_data(data)
+            self._pump()
+        elif self.mode is _TUNNEL:
+            assert self.tunnel is not None
+            self.tunnel.data_received(data)
+        # LINGER: RFC 9112 §9.6: read and discard until the client sees our close.
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        mode = self.mode
+        if mode is _TUNNEL:
+            assert self.tunnel is not None
+            return self.tunnel.eof_received()
+        if mode is Mode.LINGER or mode is Mode.CLOSED:
+            return False
+        self.core.receive_data(b"")
+        self._pump()
+        if (self.config.half_close_abandons and self.mode is _EXCHANGE and self.body_complete
+                and not self.response_complete):
+            # The client shut its side while its answer is awaited: gone, as nginx counts
+            # it (499, ``proxy_ignore_client_abort off``); the handler stops.
+            self._drop_current()
+            self.close()
+            return False
+        # Keep our write side open while a response is still owed.
+        return self.current is not None and self.mode is _EXCHANGE
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+        if self.mode is _TUNNEL and self.tunnel is not None:
+            self.tunnel.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+        if self.mode is _TUNNEL:
+            if self.tunnel is not None:
+                self.tunnel.resume_writing()
+            return
+        current = self.current
+        if current is not None and not self.response_complete:
+            current.on_writable()
+        elif self._parsing:
+            self._pump()  # the next request may have waited for the client to read
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Pull events from the core until it needs bytes or waits on our response.
+
+        A call made while the loop runs (a handler answering at once from inside a
+        callback this loop made) returns at once: the running loop looks again.
+        """
+        if self._pumping or self.read_paused:
+            return
+        self._pumping = True
+        core = self.core
+        flow = self.flow
+        try:
+            while self._parsing:
+                if flow.write_paused and self.current is None:
+                    # The client is not reading its answers: take no new request until
+                    # it does (``resume_writing`` pumps), so a pipelining client cannot
+                    # make us buffer every answer.
+                    return
+                try:
+                    event = core.next_event()
+                except IncompleteMessage:
+                    self._client_gone()
+                    return
+                except RemoteProtocolError as exc:
+                    error_log.info("%s: %d %s", self._peer(), exc.status_hint, exc.msg)
+                    self.send_error(exc.status_hint,
+                                    f"{reason_phrase(exc.status_hint).decode()}: {exc.msg}")
+                    return
+                kind = type(event)
+                if kind is Data:
+                    current = self.current
+                    if current is not None and not self.response_complete:
+                        current.on_body(event.data)  # type: ignore[union-attr]
+                        if self.read_paused:
+                            return
+                    # else: the answer is out (or was refused): the rest is discarded.
+                elif kind is EndOfMessage:
+                    self.body_complete = True
+                    if self._deadline is _BODY_DEADLINE:
+                        self._disarm()
+                    if self.response_complete:
+                        self._next()  # the body outlived its response: go on
+                    else:
+                        current = self.current
+                        if current is not None:
+                            current.on_end(event.trailers)  # type: ignore[union-attr]
+                elif kind is Request:
+                    self._start(event)  # type: ignore[arg-type]
+                elif event is NEED_DATA:
+                    mode = self.mode
+                    if mode is _EXCHANGE:
+                        if not self.body_complete and self.config.body_timeout is not None:
+                            # (restarted by every piece that arrives)
+                            self._arm(_BODY_DEADLINE, self.config.body_timeout)
+                    elif mode is _IDLE and core.buffered:
+                        self.mode = _HEAD  # armed once per head, not once per piece
+                        self._arm(Deadline.HEADER, self.config.header_timeout)
+                    return
+                elif event is PAUSED:
+                    if core.must_close:
+                        if self.current is None:
+                            self.close()
+                    elif core.buffered > self.config.read_high_water:
+                        self._pause()
+                    return
+                elif kind is ConnectionClosed:
+                    if self.current is None:
+                        self.close()
+                    return
+                else:  # pragma: no cover - the core yields nothing else to a server
+                    return
+        finally:
+            self._pumping = False
+
+    def _start(self, request: Request) -> None:
+        # (No timer call: a deadline of NONE makes the pending handle lapse, see _timer_fired.)
+        self._deadline = _NO_DEADLINE
+        self.mode = _EXCHANGE
+        self.requests += 1
+        self.request_version = request.http_version
+        self.body_complete = False
+        self.response_complete = False
+        if not self.state.admit():
+            self.current = None
+            error_log.warning("%s: 503 over the concurrency limit (%d)", self._peer(),
+                              self.config.limit_concurrency or 0)
+            self.send_error(503, "Service Unavailable")
+            return
+        handler = self.handler.on_request(self, request)
+        if not self.response_complete:  # (else it answered at once; nothing to track)
+            self.current = handler
+
+    def pause_reading(self) -> None:
+        """Stop reading the client (a handler that cannot take more body now)."""
+        if self._deadline is _BODY_DEADLINE:
+            self._disarm()  # the handler is slow, not the client
+        self._pause()
+
+    def _pause(self) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Let bytes flow again, and hand on events the core may already hold."""
+        if self.read_paused and self.transport is not None and self._parsing:
+            self.read_paused = False
+            self.transport.resume_reading()
+            # Events may already be parsed-ready (the body's end arrived with the
+            # chunk that made us pause): no new bytes would ever pull them out.
+            self._pump()
+
+    # --- responding ---------------------------------------------------------------------------
+
+    def response_connection(self, conn: ConnectionInfo = NO_CONNECTION_INFO) -> ConnectionInfo:
+        """The connection part for the response being started, from the handler's own
+        (*conn*: connection-specific fields it wants sent, say ``Upgrade``).
+
+        The endpoint adds ``close`` when this connection ends after the response
+        (its request limit, or shutdown: RFC 9112 §9.6) and the ``Keep-Alive``
+        hint when configured (RFC 7230 §A.1.2); ``Connection`` and framing
+        fields are the core's, ``Keep-Alive`` the endpoint's, and are dropped.
+        """
+        config = self.config
+        limit = config.max_requests_per_connection
+        close = self.state.shutting_down or (limit is not None and self.requests >= limit)
+        mode = config.keep_alive_header
+        if close or mode == "never" or (mode == "http10" and self.request_version != b"1.0"):
+            if not close and conn is NO_CONNECTION_INFO:
+                return conn
+            ka = None
+        else:
+            ka = self._keep_alive_info()
+        if conn is NO_CONNECTION_INFO:
+            # Shared, known-valid parts: the core serializes each once.
+            return CLOSE if ka is None else ka
+        options = set(conn.options)
+        options.discard(b"keep-alive")
+        if close:
+            options.add(b"close")
+        fields = [(f[1], f[2]) for f in conn.fields.fields if f[0] not in _OWNED_FIELDS]
+        if ka is not None:
+            fields += ka.fields.raw()
+        return ConnectionInfo(options=options, fields=fields)
+
+    def _keep_alive_info(self) -> ConnectionInfo:
+        """A ``connection`` part announcing ``Keep-Alive``, from the real idle timer and
+        request limit; shared per (timeout, requests left), so the core writes it once."""
+        timeout = int(self.config.idle_timeout)
+        limit = self.config.max_requests_per_connection
+        left = -1 if limit is None else limit - self.requests
+        info = _KEEP_ALIVE_INFOS.get((timeout, left))
+        if info is None:
+            if len(_KEEP_ALIVE_INFOS) >= _KEEP_ALIVE_INFOS_SIZE:
+                _KEEP_ALIVE_INFOS.clear()
+            value = b"timeout=%d" % timeout if left < 0 else b"timeout=%d, max=%d" % (
+                timeout, left)
+            info = _KEEP_ALIVE_INFOS[timeout, left] = ConnectionInfo._trusted(
+                _NO_OPTIONS, [(b"keep-alive", b"Keep-Alive", value)]
+            )
+        return info
+
+    def write(self, data: bytes) -> None:
+        """Hand bytes to the transport (nothing once the connection is closing)."""
+        transport = self.transport
+        if transport is not None and data:
+            transport.write(data)
+
+    def informational(self, response: InformationalResponse) -> None:
+        """Write a 1xx response now (``100 Continue``, ``103 Early Hints``, a relayed one).
+
+        Raises:
+            LocalProtocolError: not allowed now (an HTTP/1.0 client, RFC 9110 §15.2).
+        """
+        self.write(self.core.send(response))
+
+    def finish(self, data: bytes = b"") -> None:
+        """Write the response's last bytes (*data*, from ``core.send``); then keep the
+        connection for the next request or close it: the one keep-or-close decision."""
+        if data:
+            transport = self.transport
+            if transport is not None:
+                transport.write(data)
+        if self.response_complete:
+            return
+        self.response_complete = True
+        self.state.active -= 1
+        if self.core.must_close or self.state.shutting_down:
+            self.close()
+            return
+        if self.body_complete:
+            self._next()
+        # else: the rest of the body is read and discarded; its end goes on (``_pump``).
+
+    def _next(self) -> None:
+        """The exchange is over: wait for the next request (or parse it, if buffered)."""
+        self.current = None
+        self.mode = _IDLE
+        self._deadline = _IDLE_DEADLINE
+        self._timer.arm(self.config.idle_timeout)
+        if self.read_paused:
+            self.resume_reading()  # also pulls the next pipelined request
+        elif self.core.buffered or self.eof:
+            self._pump()
+        # else: nothing buffered and nothing owed: the next bytes drive the core.
+
+    @property
+    def response_started(self) -> bool:
+        """Whether the current response's head went out (the core writes its body now)."""
+        return self.core.our_state is State.BODY
+
+    def send_error(self, status: int, text: str) -> None:
+        """Answer the current request (or the unparsable one) with *status* and ``close``,
+        then close with lingering; if a response already started, cut the connection
+        (the only honest signal left, RFC 9112 §8)."""
+        if self.response_started:
+            self._drop_current()
+            self.abort()
+            return
+        in_exchange = self.mode is _EXCHANGE and not self.response_complete
+        current = self.current
+        if current is not None and in_exchange:
+            self.current = None
+            current.on_lost()  # the request is abandoned: its handler stops
+        response, body = error_response(status, text)
+        try:
+            data = self.core.send(response) + self.core.send(Data(body))
+            data += self.core.send(EndOfMessage())
+        except LocalProtocolError:  # the core refused: nothing sensible left to say
+            self.abort()
+            return
+        self.write(data)
+        if in_exchange:
+            self.response_complete = True
+            self.state.active -= 1
+        self.close()
+
+    # --- tunnels ------------------------------------------------------------------------------
+
+    def switch(self, receiver: TunnelReceiver) -> None:
+        """After a ``101`` or ``CONNECT`` 2xx was written: every byte from now on goes to
+        *receiver*, beginning with any that arrived after the request."""
+        data, eof = self.core.trailing_data
+        self.mode = _TUNNEL
+        self._parsing = False
+        self.tunnel = receiver
+        self.current = None
+        if not self.response_complete:
+            self.response_complete = True
+            self.state.active -= 1
+        self._disarm()
+        if self.read_paused and self.transport is not None:
+            self.read_paused = False
+            self.transport.resume_reading()
+        if data:
+            receiver.data_received(data)
+        if eof or self.eof:
+            receiver.eof_received()
+
+    # --- timers and closing -------------------------------------------------------------------
+
+    def _arm(self, deadline: Deadline, delay: float) -> None:
+        self._deadline = deadline
+        self._timer.arm(delay)
+
+    def _disarm(self) -> None:
+        # Lazy: the pending handle fires as a no-op (cheaper than cancel + re-arm per request).
+        self._deadline = _NO_DEADLINE
+        self._timer.disarm()
+
+    def _timer_fired(self) -> None:
+        deadline, self._deadline = self._deadline, _NO_DEADLINE
+        mode = self.mode
+        if deadline is _NO_DEADLINE or mode is Mode.CLOSED or mode is Mode.LINGER:
+            return
+        if deadline is _BODY_DEADLINE:
+            if mode is not _EXCHANGE or self.body_complete:
+                return
+            error_log.info("%s: request body stalled for %g s", self._peer(),
+                           self.config.body_timeout or 0)
+            if not self.response_started and not self.response_complete:
+                self.send_error(408, "Request Timeout: the request body took too long")
+            elif self.response_complete:
+                self.close()  # the answer is out; stop waiting for the rest of the body
+            else:
+                self._drop_current()
+                self.abort()
+            return
+        if mode is _EXCHANGE:
+            return
+        if deadline is Deadline.HEADER and self.core.buffered:
+            error_log.info("%s: request head not complete after %g s", self._peer(),
+                           self.config.header_timeout)
+            self.send_error(408, "Request Timeout: the request head took too long")
+        else:
+            self.close()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: an idle connection closes now; a busy one after its response
+        (which then carries ``close``)."""
+        if self.mode is _IDLE or self.mode is _HEAD:
+            self.close()
+
+    def close(self) -> None:
+        """End the connection; linger when the client may still be sending (RFC 9112 §9.6)."""
+        mode = self.mode
+        if mode is Mode.LINGER or mode is Mode.CLOSED or self.transport is None:
+            return
+        self._timer.cancel()
+        self._deadline = _NO_DEADLINE
+        transport = self.transport
+        if not self.body_complete:
+            self._read_ready_body()
+        unread = self.core.buffered or not self.body_complete
+        self._parsing = False
+        if self.eof or not unread or not transport.can_write_eof():
+            self.mode = Mode.CLOSED
+            self._drop_current()
+            transport.close()
+            return
+        # Shut our write side so the client reads the whole response, then discard its
+        # input for a bounded time instead of resetting the connection.
+        self.mode = Mode.LINGER
+        self._drop_current()
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+        transport.write_eof()
+        self.loop.call_later(self.config.linger_timeout, transport.close)
+
+    def _read_ready_body(self) -> None:
+        """Discard the request body events the core already holds: a request whose body
+        is all here (or that has none) leaves nothing unread, so no lingering is needed."""
+        core = self.core
+        while True:
+            try:
+                event = core.next_event()
+            except RemoteProtocolError:
+                return
+            if type(event) is EndOfMessage:
+                self.body_complete = True
+                return
+            if type(event) is not Data:
+                return
+
+    def abort(self) -> None:
+        """Cut the connection at once (a failure mid-response, or the grace period is over)."""
+        self.mode = Mode.CLOSED
+        self._parsing = False
+        self._timer.cancel()
+        self._deadline = _NO_DEADLINE
+        self._drop_current()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _client_gone(self) -> None:
+        """The client closed inside a message: nothing to answer; stop the handler."""
+        self._drop_current()
+        self.abort()
+
+    def _drop_current(self) -> None:
+        current = self.current
+        if current is not None:
+            self.current = None
+            if not self.response_complete:
+                self.response_complete = True
+                self.state.active -= 1
+            current.on_lost()
+
+    def _peer(self) -> str:
+        addr = self.client_addr
+        return f"{addr[0]}:{addr[1]}" if addr else "-"
