@@ -1,7 +1,7 @@
 """A built-in echo origin for ``onehop demo``: answers with the request head it received, as JSON.
 
-It runs on the core directly (not ASGI) so it can show every field line as it
-arrived, hop-by-hop ones included, plus which upstream connection carried the
+It is a handler on the serving endpoint (not ASGI) so it can show every field
+line as it arrived, hop-by-hop ones included, plus which upstream connection carried the
 request and how many requests that connection has carried: what a newcomer
 needs to see stripping and reuse. A path ``/chunked`` answers chunked, so an
 HTTP/1.0 client can see the proxy de-chunk it.
@@ -14,66 +14,51 @@ import itertools
 import json
 from typing import Any
 
-from onehop.core import (
-    NEED_DATA,
-    Connection,
-    Data,
-    EndOfMessage,
-    Request,
-    Response,
-    Role,
-)
-from onehop.errors import ProtocolError
+from onehop._aio.endpoint import ServerEndpoint
+from onehop._aio.serving import ServingConfig, ServingState
+from onehop.core import Data, EndOfMessage, Headers, Request, Response
 
 _ids = itertools.count(1)
+_END = EndOfMessage()
 
 
-class EchoOrigin(asyncio.Protocol):
-    """One connection of the echo origin."""
+class EchoConnection:
+    """One connection of the echo origin: counts its requests (a handler on the endpoint)."""
 
     def __init__(self) -> None:
-        self.core = Connection(Role.SERVER)
         self.id = next(_ids)
         self.count = 0
-        self.transport: asyncio.Transport | None = None
-        self.request: Request | None = None
+
+    def on_request(self, endpoint: ServerEndpoint, request: Request) -> EchoRequest:
+        return EchoRequest(self, endpoint, request)
+
+
+class EchoRequest:
+    """Counts the request body, then answers with the head as received."""
+
+    __slots__ = ("body", "conn", "endpoint", "request")
+
+    def __init__(self, conn: EchoConnection, endpoint: ServerEndpoint, request: Request) -> None:
+        self.conn = conn
+        self.endpoint = endpoint
+        self.request = request
         self.body = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def on_body(self, data: bytes) -> None:
+        self.body += len(data)
 
-    def data_received(self, data: bytes) -> None:
-        self.core.receive_data(data)
-        self._pump()
+    def on_end(self, trailers: Headers) -> None:
+        self.endpoint.finish(self._answer())
 
-    def eof_received(self) -> bool:
-        self.core.receive_data(b"")
-        self._pump()
-        return False
+    def on_writable(self) -> None:
+        pass
 
-    def _pump(self) -> None:
-        core, t = self.core, self.transport
-        assert t is not None
-        try:
-            while True:
-                event = core.next_event()
-                if event is NEED_DATA or not isinstance(event, Request | Data | EndOfMessage):
-                    break
-                if type(event) is Request:
-                    self.request, self.body = event, 0
-                elif type(event) is Data:
-                    self.body += len(event.data)
-                elif type(event) is EndOfMessage and self.request is not None:
-                    t.write(self._answer(self.request))
-                    self.request = None
-        except ProtocolError:
-            t.close()
-            return
-        if core.must_close:
-            t.close()
+    def on_lost(self) -> None:
+        pass
 
-    def _answer(self, req: Request) -> bytes:
-        self.count += 1
+    def _answer(self) -> bytes:
+        conn, req = self.conn, self.request
+        conn.count += 1
         head: dict[str, Any] = {
             "request_line": f"{req.method.decode()} {req.target.decode('latin-1')} "
                             f"HTTP/{req.http_version.decode()}",
@@ -82,21 +67,23 @@ class EchoOrigin(asyncio.Protocol):
                 [n.decode("latin-1"), v.decode("latin-1")] for n, v in req.connection.fields
             ],
             "body_bytes": self.body,
-            "origin_connection": self.id,
-            "requests_on_this_connection": self.count,
+            "origin_connection": conn.id,
+            "requests_on_this_connection": conn.count,
         }
         body = (json.dumps(head, indent=2) + "\n").encode()
-        core = self.core
-        if req.target.startswith(b"/chunked"):
-            # no Content-Length: the core frames it chunked for an HTTP/1.1 peer
-            resp = Response(200, [(b"Content-Type", b"application/json")])
-        else:
-            resp = Response(200, [(b"Content-Type", b"application/json"),
-                                  (b"Content-Length", str(len(body)).encode())])
-        return core.send(resp) + core.send(Data(body)) + core.send(EndOfMessage())
+        fields = [(b"Content-Type", b"application/json")]
+        if not req.target.startswith(b"/chunked"):
+            # (no Content-Length on /chunked: the core frames it chunked for HTTP/1.1)
+            fields.append((b"Content-Length", str(len(body)).encode()))
+        endpoint = self.endpoint
+        core = endpoint.core
+        resp = Response(200, fields, connection=endpoint.response_connection())
+        return core.send(resp) + core.send(Data(body)) + core.send(_END)
 
 
 async def start_echo_origin(host: str = "127.0.0.1", port: int = 0) -> asyncio.AbstractServer:
     """Start the echo origin; read the port from ``server.sockets[0]``."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(EchoOrigin, host, port)
+    state = ServingState(ServingConfig(keep_alive_header="never", idle_timeout=60.0))
+    return await loop.create_server(
+        lambda: ServerEndpoint(state, lambda endpoint: EchoConnection()), host, port)
