@@ -15,18 +15,40 @@ from tests.helpers import free_port  # noqa: F401  (re-exported)
 
 
 class ProxyThread:
-    """A :class:`Proxy` on a private event loop in a thread, listening on a free port."""
+    """A :class:`Proxy` on a private event loop in a thread, listening on a free port.
 
-    def __init__(self, config: ProxyConfig | None = None, **kwargs: Any) -> None:
+    With ``warm`` (the ``pool_state`` fixture sets the default), the pool holds one idle
+    connection to each upstream before the test's first request, opened without sending
+    anything: the first request then goes on a reused connection, as on a busy proxy.
+    """
+
+    #: Default for ``warm``, set per test by the ``pool_state`` fixture (tests/proxy/conftest.py).
+    warm = False
+
+    def __init__(self, config: ProxyConfig | None = None, *, warm: bool | None = None,
+                 **kwargs: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.proxy = Proxy(config, access_log=False, **kwargs)
+        if warm is not None:
+            self.warm = warm
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> ProxyThread:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.proxy.start("127.0.0.1", 0), self.loop).result(5)
         self.port = self.proxy.port
+        if self.warm:
+            asyncio.run_coroutine_threadsafe(self._prime(), self.loop).result(10)
         return self
+
+    async def _prime(self) -> None:
+        """Open one idle connection per upstream (best effort: a refusing one stays cold)."""
+        pool = self.proxy.pool
+        for group in self.proxy.groups.values():
+            for upstream in group.members:
+                with contextlib.suppress(Exception):
+                    conn, _ = await pool.acquire(upstream.origin, connect_timeout=2)
+                    pool.give_back(conn)
 
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):

@@ -13,6 +13,8 @@ from onehop.probe.wire import request
 from onehop.proxy import ForwardedStyle, Nomination, ProxyConfig
 from tests.proxy.helpers import ProxyThread
 
+pytestmark = pytest.mark.usefixtures("pool_state")
+
 _n = itertools.count()
 
 

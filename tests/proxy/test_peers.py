@@ -31,6 +31,8 @@ from tests.probe.peers import (
 )
 from tests.proxy.helpers import ProxyThread, RawUpstream, free_port, read_head
 
+pytestmark = pytest.mark.usefixtures("pool_state")
+
 CURL = shutil.which("curl")
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.proxy.helpers import ProxyThread, RawUpstream, read_head
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("pool_state")]
 
 
 class Scripted:

@@ -18,7 +18,7 @@ from tests.probe.conftest import needs_node
 from tests.probe.peers import node_cmd, running
 from tests.proxy.helpers import ProxyThread, RawUpstream, free_port
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("pool_state")]
 
 _n = itertools.count()
 

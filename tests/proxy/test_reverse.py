@@ -15,6 +15,8 @@ from onehop.probe.wire import PeerState, request
 from onehop.proxy import ProxyConfig
 from tests.proxy.helpers import ProxyThread, RawUpstream, free_port, read_head
 
+pytestmark = pytest.mark.usefixtures("pool_state")
+
 _n = itertools.count()
 
 

@@ -13,6 +13,8 @@ from onehop.client.connection import HTTPConnection
 from onehop.client.errors import ReadTimeout
 from onehop.core import Request
 
+pytestmark = pytest.mark.usefixtures("pool_state")
+
 
 async def _silent_then_answer(delays: list[float | None]) -> tuple[asyncio.Server, int]:
     """An origin answering request *i* after ``delays[i]`` s (None: never)."""

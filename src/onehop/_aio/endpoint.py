@@ -124,7 +124,11 @@ _NO_DEADLINE: Final = Deadline.NONE
 _IDLE_DEADLINE: Final = Deadline.IDLE
 _BODY_DEADLINE: Final = Deadline.BODY
 
+#: After an early answer, a request body rest up to this size is read and discarded, so
+#: the connection persists; past it (or of unknown size) the connection closes instead.
+DRAIN_LIMIT: Final = 256 * 1024
 _CLOSE_OPTION: Final = frozenset({b"close"})
+_END: Final = EndOfMessage()
 _NO_OPTIONS: Final[frozenset[bytes]] = frozenset()
 #: The connection part of a response that only adds ``close`` (shared, read-only).
 CLOSE: Final = ConnectionInfo(options=_CLOSE_OPTION)
@@ -138,15 +142,17 @@ _KEEP_ALIVE_INFOS: Final[dict[tuple[int, int], ConnectionInfo]] = {}
 _KEEP_ALIVE_INFOS_SIZE: Final = 4096
 
 
-def error_response(status: int, text: str) -> tuple[Response, bytes]:
-    """A short ``text/plain`` answer with ``Date`` and ``close`` (RFC 9112 §9.6)."""
+def error_response(status: int, text: str,
+                   connection: ConnectionInfo | None = None) -> tuple[Response, bytes]:
+    """A short ``text/plain`` answer with ``Date``; its connection part ``close`` (RFC
+    9112 §9.6) unless *connection* says otherwise."""
     body = text.encode("utf-8", "replace") + b"\n"
     headers = [
         (b"Content-Type", b"text/plain; charset=utf-8"),
         (b"Content-Length", b"%d" % len(body)),
         (b"Date", DATE.get()),
     ]
-    return Response(status, headers, connection=CLOSE), body
+    return Response(status, headers, connection=CLOSE if connection is None else connection), body
 
 
 def _addr(value: Any) -> tuple[str, int] | None:
@@ -505,7 +511,14 @@ class ServerEndpoint(asyncio.Protocol):
             return
         if self.body_complete:
             self._next()
-        # else: the rest of the body is read and discarded; its end goes on (``_pump``).
+            return
+        # The answer came before the request body ended. A short rest is read and
+        # discarded (the connection goes on after it); a long or unknown one is not
+        # worth reading: close, lingering so the client still reads the answer (RFC
+        # 9112 §9.6; Go's server draws the line at 256 KiB too).
+        left = self.core.body_left
+        if left is None or left > DRAIN_LIMIT:
+            self.close()
 
     def _next(self) -> None:
         """The exchange is over: wait for the next request (or parse it, if buffered)."""
@@ -524,13 +537,25 @@ class ServerEndpoint(asyncio.Protocol):
         """Whether the current response's head went out (the core writes its body now)."""
         return self.core.our_state is State.BODY
 
-    def send_error(self, status: int, text: str) -> None:
-        """Answer the current request (or the unparsable one) with *status* and ``close``,
-        then close with lingering; if a response already started, cut the connection
-        (the only honest signal left, RFC 9112 §8)."""
+    def send_error(self, status: int, text: str, *, close: bool = True) -> None:
+        """Answer the current request (or the unparsable one) with *status*, a short text,
+        ``Date`` and ``close``, then close with lingering; with *close* False (a
+        handler's own error answer, say a proxy's 502), the connection part is the
+        usual one and the connection may persist. If a response already started, cut
+        the connection instead (the only honest signal left, RFC 9112 §8)."""
         if self.response_started:
             self._drop_current()
             self.abort()
+            return
+        if not close:
+            response, body = error_response(status, text, self.response_connection())
+            core = self.core
+            try:
+                data = core.send(response) + core.send(Data(body)) + core.send(_END)
+            except LocalProtocolError:
+                self.abort()
+                return
+            self.finish(data)
             return
         in_exchange = self.mode is _EXCHANGE and not self.response_complete
         current = self.current
@@ -540,7 +565,7 @@ class ServerEndpoint(asyncio.Protocol):
         response, body = error_response(status, text)
         try:
             data = self.core.send(response) + self.core.send(Data(body))
-            data += self.core.send(EndOfMessage())
+            data += self.core.send(_END)
         except LocalProtocolError:  # the core refused: nothing sensible left to say
             self.abort()
             return
@@ -620,6 +645,10 @@ class ServerEndpoint(asyncio.Protocol):
         """End the connection; linger when the client may still be sending (RFC 9112 §9.6)."""
         mode = self.mode
         if mode is Mode.LINGER or mode is Mode.CLOSED or self.transport is None:
+            return
+        if mode is _TUNNEL:  # (the tunnel passes half-closes on itself)
+            self.mode = Mode.CLOSED
+            self.transport.close()
             return
         self._timer.cancel()
         self._deadline = _NO_DEADLINE

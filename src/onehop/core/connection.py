@@ -296,6 +296,16 @@ class Connection:
         return len(self._buf)
 
     @property
+    def body_left(self) -> int | None:
+        """Content bytes of the message being read still to come: 0 when none (or between
+        messages), None when unknown (chunked, or delimited by the connection's close)."""
+        if self._read is not _BODY or self._rframing is _NO_BODY:
+            return 0
+        if self._rframing is _LENGTH:
+            return self._rleft
+        return None
+
+    @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received but not parsed, and whether EOF was seen.
 

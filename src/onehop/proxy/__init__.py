@@ -9,7 +9,7 @@ or CONNECT; ``config`` loads TOML.
 from onehop.proxy.config import ConfigError, ProxyConfig, Route, Timeouts
 from onehop.proxy.forward import ForwardPolicy
 from onehop.proxy.hop import ForwardedStyle, HeaderPolicy, Nomination, Underscores
-from onehop.proxy.reverse import Proxy
+from onehop.proxy.proxy import Proxy
 
 __all__ = [
     "ConfigError",

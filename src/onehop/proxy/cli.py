@@ -10,11 +10,15 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
+from typing import Any, Final
 
 from onehop._aio import LOOP_CHOICES, new_event_loop
+from onehop._aio.sockets import bind_socket, describe
+from onehop._aio.workers import run_workers
 from onehop.proxy.config import ConfigError, ProxyConfig, load, parse_underscores, split_listen
 from onehop.proxy.forward import ForwardPolicy
+
+log: Final = logging.getLogger("onehop.proxy")
 
 
 def register(subparsers: Any) -> None:
@@ -34,7 +38,10 @@ def register(subparsers: Any) -> None:
                    help="validate the config, warn about timeout orderings, and exit")
     p.add_argument("--underscores-in-headers", choices=("drop", "pass", "reject"),
                    help="request field names with '_': drop (default), pass, or reject with 400")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="supervised worker processes sharing the listening socket")
+    p.add_argument("--limit-concurrency", type=int, metavar="N",
+                   help="answer 503 past N client connections or requests in flight")
     p.add_argument("--loop", choices=LOOP_CHOICES, default="auto")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     p.set_defaults(func=run_proxy)
@@ -60,6 +67,10 @@ def build_config(args: argparse.Namespace) -> ProxyConfig:
         cfg.listen = args.listen
     if args.upstream:
         cfg.upstreams["default"] = list(args.upstream)
+    if args.limit_concurrency is not None:
+        if args.limit_concurrency < 1:
+            raise ConfigError("--limit-concurrency: must be at least 1")
+        cfg.limits.concurrency = args.limit_concurrency
     if args.underscores_in_headers:
         cfg.headers.underscores = parse_underscores(args.underscores_in_headers,
                                                     "--underscores-in-headers")
@@ -75,9 +86,11 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
 
-async def _serve(cfg: ProxyConfig, access_log: bool, sock: socket.socket | None,
+async def _serve(cfg: ProxyConfig, access_log: bool, sock: socket.socket,
                  duration: float | None = None) -> None:
-    from onehop.proxy.reverse import Proxy
+    """Serve on *sock* until SIGINT/SIGTERM (or *duration*), then shut down gracefully:
+    in-flight exchanges finish (with ``close``) within ``timeouts.graceful_shutdown``."""
+    from onehop.proxy.proxy import Proxy
 
     proxy = Proxy(cfg, access_log=access_log)
     await proxy.start(sock=sock)
@@ -92,11 +105,21 @@ async def _serve(cfg: ProxyConfig, access_log: bool, sock: socket.socket | None,
     except TimeoutError:
         pass
     finally:
+        log.info("onehop proxy [%d] shutting down: %d connection(s) open", os.getpid(),
+                 len(proxy.state.connections))
         await proxy.aclose()
+        log.info("onehop proxy [%d] stopped", os.getpid())
+
+
+def _worker(choice: str, cfg: ProxyConfig, access_log: bool, sock: socket.socket) -> None:
+    """One worker process (spawned by the supervisor): serve on the shared socket."""
+    _setup_logging()
+    _run_loop(choice, cfg, access_log, sock)
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    """Entry point for ``onehop proxy``; 2 on a bad config, 1 if ``--check`` warns."""
+    """Entry point for ``onehop proxy``; 2 on a bad config, 1 if ``--check`` warns, 3 when
+    the address cannot be bound."""
     try:
         cfg = build_config(args)
     except (ConfigError, OSError) as exc:
@@ -110,35 +133,20 @@ def run_proxy(args: argparse.Namespace) -> int:
         return 1 if warnings else 0
     _setup_logging()
     host, port = split_listen(cfg.listen, "listen")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if args.workers > 1:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
+    try:
+        sock = bind_socket(host, port, inheritable=args.workers > 1)
+    except OSError as exc:
+        print(f"onehop proxy: cannot listen on {cfg.listen}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 3
     mode = "forward" if cfg.forward is not None else "reverse"
-    print(f"onehop proxy ({mode}) listening on http://{cfg.listen}"
+    print(f"onehop proxy ({mode}) listening on {describe(sock)}"
           + (f" -> {', '.join(cfg.upstreams.get('default', []))}" if cfg.upstreams else ""),
           file=sys.stderr, flush=True)
-    children: list[int] = []
     if args.workers > 1:
-        for _ in range(args.workers - 1):
-            pid = os.fork()
-            if pid == 0:
-                _run_loop(args.loop, cfg, args.access_log, sock)
-                os._exit(0)
-            children.append(pid)
-    try:
-        _run_loop(args.loop, cfg, args.access_log, sock)
-    finally:
-        for pid in children:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in children:
-            with contextlib.suppress(OSError):
-                os.waitpid(pid, 0)
+        return run_workers(args.workers, _worker, (args.loop, cfg, args.access_log), sock,
+                           grace=cfg.timeouts.graceful_shutdown, label="proxy worker")
+    _run_loop(args.loop, cfg, args.access_log, sock)
     return 0
 
 
@@ -179,7 +187,7 @@ Press Ctrl-C to stop.
 async def demo_main(listen: str, duration: float | None, out: Any = None) -> None:
     """Start the echo origin and the proxy in front; print the commands; run until stopped."""
     from onehop.proxy.demo import start_echo_origin
-    from onehop.proxy.reverse import Proxy
+    from onehop.proxy.proxy import Proxy
 
     host, port = split_listen(listen, "--listen")
     origin = await start_echo_origin("127.0.0.1", 0)

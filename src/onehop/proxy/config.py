@@ -14,11 +14,16 @@ Example::
     read = 60                 # upstream silence while waiting for or reading a response
     write = 60
     client_idle = 15          # idle client connection kept open
+    client_header = 10        # a started request head must arrive within this (else 408)
+    client_body = 60          # silence allowed between pieces of a request body (408)
+    linger = 2                # reading and discarding after closing early (RFC 9112 §9.6)
+    graceful_shutdown = 30    # in-flight exchanges allowed to finish on SIGTERM
     upstream_idle = 4         # idle upstream connection kept in the pool
     upstream_keepalive = 5    # the upstream's own idle timeout (for --check)
     [limits]
     max_connections = 1000    # upstream pool, total
     max_per_upstream = 100
+    concurrency = 10000       # client connections or requests in flight before 503
     [headers]
     forwarded = "x-forwarded" # or "forwarded" (RFC 7239) or "none"
     trust_forwarded = false
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from onehop._aio.serving import ServingConfig
 from onehop.proxy.forward import ForwardPolicy
 from onehop.proxy.hop import (
     PROTECTED_FIELDS,
@@ -63,16 +69,21 @@ class Timeouts:
     read: float = 60.0
     write: float = 60.0
     client_idle: float = 15.0
+    client_header: float = 10.0
+    client_body: float = 60.0
+    linger: float = 2.0
+    graceful_shutdown: float = 30.0
     upstream_idle: float = 4.0
     upstream_keepalive: float | None = 5.0
 
 
 @dataclass
 class Limits:
-    """Upstream pool limits and inbound buffer bounds."""
+    """Upstream pool limits, and the client-side overload limit (503 past it)."""
 
     max_connections: int = 1000
     max_per_upstream: int = 100
+    concurrency: int | None = None
 
 
 @dataclass
@@ -116,6 +127,24 @@ class ProxyConfig:
         if not self.upstreams and self.forward is None:
             raise ConfigError("upstreams: give at least one upstream (or enable forward)")
         split_listen(self.listen, "listen")
+
+    def serving_config(self) -> ServingConfig:
+        """The client-side connection rules: the serving endpoint's, as for the origin
+        server, with the proxy's own (an HTTP/1.0 client is never kept alive, RFC 9112
+        §9.3; a client half-close while its answer is awaited abandons it)."""
+        t = self.timeouts
+        return ServingConfig(
+            intermediary=True,
+            keep_alive_header="never",
+            idle_timeout=t.client_idle,
+            header_timeout=t.client_header,
+            body_timeout=t.client_body,
+            linger_timeout=t.linger,
+            max_requests_per_connection=None,
+            limit_concurrency=self.limits.concurrency,
+            read_high_water=256 * 1024,
+            half_close_abandons=True,
+        )
 
     def check_timeouts(self) -> list[str]:
         """Warnings about timeout orderings that cause failed reuse (``--check``).

@@ -151,6 +151,12 @@ class UnderscoreRejected(RequestRefused):
 _VIA_CACHE: dict[tuple[bytes, str], tuple[bytes, bytes, bytes]] = {}
 
 
+def via(version: bytes, policy: HeaderPolicy) -> tuple[bytes, bytes, bytes]:
+    """Our ``Via`` field for a message received as HTTP/*version* (RFC 9110 §7.6.3): the
+    one builder for requests, responses, 1xx, 101 and CONNECT's 200."""
+    return _via_field(version, policy.via)
+
+
 def _via_field(version: bytes, pseudonym: str) -> tuple[bytes, bytes, bytes]:
     """The ``Via: 1.1 onehop`` field: built once per (version, pseudonym), not per message."""
     field = _VIA_CACHE.get((version, pseudonym))
@@ -412,16 +418,18 @@ def _plain_length(fields: list[tuple[bytes, bytes, bytes]]) -> bool:
     return True
 
 
-def outbound_response(response: Response, policy: HeaderPolicy) -> Response:
+def outbound_response(response: Response, policy: HeaderPolicy,
+                      connection: ConnectionInfo = NO_CONNECTION_INFO) -> Response:
     """Build the response to send the client from the upstream's (already split).
 
     Everything connection-specific is gone with ``response.connection``; the
-    client side's core writes its own ``Connection`` and framing. ``Via``
+    client side's core writes its own ``Connection`` and framing, from
+    *connection* (the serving endpoint's: ``close``, ``Keep-Alive``). ``Via``
     records the upstream's protocol version (RFC 9110 §7.6.3).
     """
     fields = response.headers._fields.copy()
     fields.append(_via_field(response.http_version, policy.via))
-    return Response(response.status_code, Headers._trusted(fields), response.reason)
+    return Response(response.status_code, Headers._trusted(fields), response.reason, connection)
 
 
 class LastFields:
@@ -468,12 +476,13 @@ class LastFields:
             self._headers = out.headers
         return out
 
-    def response(self, response: Response) -> Response:
+    def response(self, response: Response,
+                 connection: ConnectionInfo = NO_CONNECTION_INFO) -> Response:
         """:func:`outbound_response`."""
         received = response.headers._fields
         if received == self._received and response.http_version == self._version:
-            return Response(response.status_code, self._headers, response.reason)
-        out = outbound_response(response, self.policy)
+            return Response(response.status_code, self._headers, response.reason, connection)
+        out = outbound_response(response, self.policy, connection)
         self._received = received
         self._version = response.http_version
         self._headers = out.headers

@@ -1,6 +1,7 @@
-"""Review of the callback exchange (warm upstream, body-less request): each test warms
-the pool with a first request so that the request under test runs in the event-loop
-callbacks (``_Inbound._start`` / ``_on_upstream``), not in a task."""
+"""One proxied request from start to end (``onehop.proxy.exchange``): timers, each
+side's persistence, 1xx, bodies both ways, pipelining, clients that leave, field reuse
+(``hop.LastFields``) and flow control. Every test runs with a cold pool and a warm one
+(``pool_state``): warm or cold is only whether the pool lends a connection at once."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ from collections.abc import Callable
 import pytest
 
 from onehop.probe.wire import PeerState, request
-from onehop.proxy import ProxyConfig
+from onehop.proxy import ForwardPolicy, ProxyConfig
 from onehop.proxy.hop import ForwardedStyle
 from tests.helpers import wait_for
 from tests.proxy.helpers import ProxyThread, RawUpstream, read_head
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("pool_state")]
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 Answer = Callable[[socket.socket, bytes], bool]  # False: stop serving this connection
+Step = Callable[[socket.socket], None]
 
 
 class Recorder:
@@ -57,12 +59,183 @@ class Recorder:
                 if line.lower().startswith(name.lower() + b":")]
 
 
+def _script(*steps: Step) -> Callable[[socket.socket, int], None]:
+    """An upstream handler: on one connection, request *i* gets ``steps[i]``."""
+
+    def handler(sock: socket.socket, index: int) -> None:
+        for step in steps:
+            if not read_head(sock):
+                return
+            step(sock)
+    return handler
+
+
+def _ok(sock: socket.socket) -> None:
+    sock.sendall(OK)
+
+
 def _proxy(up: RawUpstream, **timeouts: float) -> ProxyThread:
     cfg = ProxyConfig()
     cfg.upstreams = {"default": [f"http://127.0.0.1:{up.port}"]}
     for k, v in timeouts.items():
         setattr(cfg.timeouts, k, v)
     return ProxyThread(cfg)
+
+
+def test_head_in_pieces_waits_for_the_rest() -> None:
+    def pieces(sock: socket.socket) -> None:
+        sock.sendall(OK[:10])
+        time.sleep(0.1)
+        sock.sendall(OK[10:30])
+        time.sleep(0.1)
+        sock.sendall(OK[30:])
+
+    with RawUpstream(_script(_ok, pieces, _ok)) as up, _proxy(up) as p, p.wire() as w:
+        for target in ("/1", "/2", "/3"):
+            w.send(request("GET", target, "o"))
+            resp = w.read_response()
+            assert (resp.status, resp.body) == (200, b"ok")
+    assert up.accepted == 1
+
+
+def test_silent_warm_upstream_gives_504() -> None:
+    with RawUpstream(_script(_ok, lambda s: time.sleep(3))) as up, \
+            _proxy(up, read=0.5) as p, p.wire() as w:
+        w.send(request("GET", "/1", "o"))
+        assert w.read_response().status == 200
+        t0 = time.monotonic()
+        w.send(request("GET", "/2", "o"))
+        resp = w.read_response()
+    assert resp.status == 504 and 0.4 <= time.monotonic() - t0 < 2.5
+
+
+def test_early_hints_then_answer_on_warm_connection_rfc9110_15_2() -> None:
+    def hints(sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+        time.sleep(0.1)
+        sock.sendall(OK)
+
+    with RawUpstream(_script(_ok, hints)) as up, _proxy(up) as p, p.wire() as w:
+        w.send(request("GET", "/1", "o"))
+        assert w.read_response().status == 200
+        w.send(request("GET", "/2", "o"))
+        resp = w.read_response()
+    assert resp.status == 200 and resp.body == b"ok"
+    assert [h.start.split()[1] for h in resp.interim] == ["103"]
+    assert resp.interim[0].get("Link") == "</a.css>; rel=preload"
+
+
+def test_large_body_streams_then_connection_serves_again() -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB: more than one write gathers
+
+    def large(sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 50_000):
+            sock.sendall(body[i:i + 50_000])
+            time.sleep(0.01)
+
+    with RawUpstream(_script(_ok, large, _ok)) as up, _proxy(up) as p, p.wire() as w:
+        w.send(request("GET", "/1", "o"))
+        assert w.read_response().status == 200
+        w.send(request("GET", "/2", "o"))
+        resp = w.read_response()
+        assert resp.status == 200 and resp.body == body
+        w.send(request("GET", "/3", "o"))
+        assert w.read_response().body == b"ok"
+    assert up.accepted == 1
+
+
+def test_pipelined_requests_on_warm_pool_answered_in_order_rfc9112_9_3_2() -> None:
+    def echo(sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+
+    with RawUpstream(_script(*[_ok] + [echo] * 10)) as up, _proxy(up) as p, p.wire() as w:
+        w.send(request("GET", "/warm", "o"))
+        assert w.read_response().status == 200
+        w.send(b"".join(request("GET", f"/{i}", "o") for i in range(3)))
+        assert [w.read_response().body for _ in range(3)] == [b"x", b"x", b"x"]
+
+
+def test_client_leaving_a_warm_exchange_aborts_the_upstream() -> None:
+    seen_eof: list[float] = []
+
+    def waits(sock: socket.socket) -> None:
+        sock.settimeout(3)
+        t0 = time.monotonic()
+        if sock.recv(10) == b"":
+            seen_eof.append(time.monotonic() - t0)
+
+    with RawUpstream(_script(_ok, waits)) as up, _proxy(up) as p:
+        with p.wire() as w:
+            w.send(request("GET", "/1", "o"))
+            assert w.read_response().status == 200
+            w.send(request("GET", "/2", "o"))
+            time.sleep(0.2)
+        assert wait_for(lambda: bool(seen_eof), 2)
+    assert seen_eof[0] < 1.0
+
+
+def test_malformed_answer_on_warm_connection_gives_502() -> None:
+    def bad(sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok")
+
+    with RawUpstream(_script(_ok, bad)) as up, _proxy(up) as p, p.wire() as w:
+        w.send(request("GET", "/1", "o"))
+        assert w.read_response().status == 200
+        w.send(request("GET", "/2", "o"))
+        assert w.read_response().status == 502
+
+
+def test_tunnel_outlives_the_client_idle_timeout_rfc9110_9_3_6() -> None:
+    def echo(sock: socket.socket, index: int) -> None:
+        while data := sock.recv(65536):
+            sock.sendall(b"echo:" + data)
+
+    with RawUpstream(echo) as up:
+        cfg = ProxyConfig(forward=ForwardPolicy(allow=[f"127.0.0.1:{up.port}"],
+                                                connect_ports=None))
+        cfg.timeouts.client_idle = 0.3
+        with ProxyThread(cfg) as p, p.wire() as w:
+            w.send(f"CONNECT 127.0.0.1:{up.port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert w.read_head().start.startswith("HTTP/1.1 200")
+            time.sleep(0.6)  # a quiet tunnel is not an idle client connection
+            w.send(b"ping")
+            w.sock.settimeout(3)
+            assert w.sock.recv(100) == b"echo:ping"
+
+
+def test_client_that_does_not_read_stops_the_pipeline() -> None:
+    """Flow control (issue 5): a client pipelining requests without reading the answers
+    must not make the proxy buffer them all; it takes no new request while the client's
+    side is over its write high-water mark."""
+    body = b"x" * 16384
+    answered: list[int] = []
+
+    def answer(sock: socket.socket, index: int) -> None:
+        while read_head(sock):
+            answered.append(1)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    count = 2000  # 32 MiB of answers: more than the kernel's buffers on both sockets
+    with RawUpstream(answer) as up, _proxy(up) as p:
+        client = socket.create_connection(("127.0.0.1", p.port))
+        try:
+            client.sendall(b"".join(request("GET", f"/{i}", "o") for i in range(count)))
+            time.sleep(1.5)  # the proxy answers what fits, then waits for us to read
+            stalled = len(answered)
+            time.sleep(0.5)
+            assert len(answered) == stalled < count // 2
+            # Reading lets it go on, in order, to the last answer.
+            client.settimeout(10)
+            wanted = count * (len(body) + 40)
+            got = 0
+            while got < wanted * 0.9:
+                chunk = client.recv(1 << 20)
+                assert chunk
+                got += len(chunk)
+            assert wait_for(lambda: len(answered) == count, 10)
+        finally:
+            client.close()
 
 
 # --- timers --------------------------------------------------------------------------------
@@ -356,8 +529,8 @@ def test_error_answer_that_fills_the_write_buffer_is_delivered_whole_rfc9112_9_6
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         client.connect(("127.0.0.1", p.port))
         try:
-            assert wait_for(lambda: len(p.proxy._inbound) == 1, 2)
-            inbound = next(iter(p.proxy._inbound))
+            assert wait_for(lambda: len(p.proxy.state.connections) == 1, 2)
+            inbound = next(iter(p.proxy.state.connections))
             transport = inbound.transport
             _on_loop(p, lambda: transport.get_extra_info("socket").setsockopt(
                 socket.SOL_SOCKET, socket.SO_SNDBUF, 4096))
@@ -394,23 +567,18 @@ def test_error_answer_that_fills_the_write_buffer_is_delivered_whole_rfc9112_9_6
         b"obsolete line folding (field line starting with whitespace)")
 
 
-@pytest.mark.parametrize("pool", ["cold", "warm"])
-def test_half_close_before_the_answer_counts_as_gone(pool: str) -> None:
+def test_half_close_before_the_answer_counts_as_gone(pool_state: str) -> None:
     """Issue 5 ("a client that disconnects mid-request aborts the upstream request"): a FIN
-    right after the request, before the answer, cuts the exchange whether the request went
-    up from the callbacks (warm pool) or from a task (cold pool), as nginx's 499 does."""
+    right after the request, before the answer, cuts the exchange whether the pool lent a
+    connection at once (warm) or had to open one (cold), as nginx's 499 does."""
 
     def slow(sock: socket.socket, head: bytes) -> bool:
         time.sleep(0.3)
         sock.sendall(OK)
         return True
 
-    rec = Recorder(OK if pool == "warm" else slow, slow)
+    rec = Recorder(slow)
     with RawUpstream(rec) as up, _proxy(up) as p:
-        if pool == "warm":
-            with p.wire() as w:
-                w.send(request("GET", "/warm-up", "o"))
-                assert w.read_response().status == 200
         client = socket.create_connection(("127.0.0.1", p.port))
         try:
             client.sendall(request("GET", "/half", "o"))

@@ -1,0 +1,744 @@
+"""One proxied request, as a state machine that never awaits.
+
+An :class:`Exchange` is advanced by events: the pool lends a connection
+(``_lent``, at once when one is idle, later when the pool must wait or
+connect), the upstream connection gets bytes, EOF or room to write
+(``upstream_readable``, ``upstream_writable``), the client's body arrives or
+its transport drains (``on_body``, ``on_end``, ``on_writable``), the client
+leaves (``on_lost``), a deadline passes (``deadline_passed``) or an async hook
+finishes. A coroutine runs only where something is really asynchronous: an
+async hook. Warm or cold is only whether the pool lends at once; the request
+body streams up from the client's callbacks with backpressure both ways.
+
+Steps (:class:`Step`)::
+
+    PREPARE -> [HOOK] -> ACQUIRE -> AWAIT_HEAD -> [RESPONSE_HOOK] -> RELAY -> DONE
+                                        \\-> TUNNEL (101, or CONNECT's 200)
+
+A failure before the response head goes to the client ends in an error
+answer (502/504, or 500 for our own fault) or, when
+:func:`~onehop.client.exchange.should_resend` allows, in ACQUIRE again on a
+fresh connection. A failure after it cuts the client connection: the head
+is out, so that is the only honest signal (RFC 9112 §8). Whether the client
+connection persists afterwards is not decided here: the response's connection
+part says ``close`` when the request body was not all read, and the serving
+endpoint decides in one place (``ServerEndpoint.finish``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from onehop._aio.endpoint import CLOSE
+from onehop._aio.tunnel import Pipe
+from onehop.client.connection import HTTPConnection, Origin
+from onehop.client.errors import (
+    ClientError,
+    ClosedBeforeResponse,
+    ConnectError,
+    ServerDisconnected,
+)
+from onehop.client.exchange import Attempt, describe
+from onehop.client.pool import Loan
+from onehop.core import (
+    NEED_DATA,
+    Connection,
+    ConnectionInfo,
+    EndOfMessage,
+    Headers,
+    InformationalResponse,
+    Request,
+    Response,
+    Role,
+)
+from onehop.core.headers import NO_CONNECTION_INFO
+from onehop.errors import LocalProtocolError, RemoteProtocolError
+from onehop.proxy import hop
+from onehop.proxy.forward import BadForwardTarget, ForwardDenied, parse_absolute, split_authority
+from onehop.proxy.relay import DONE, Relay
+
+if TYPE_CHECKING:
+    from onehop.proxy.inbound import Inbound
+    from onehop.proxy.upstreams import Upstream, UpstreamGroup
+
+log: Final = logging.getLogger("onehop.proxy")
+access_log: Final = logging.getLogger("onehop.proxy.access")
+
+#: A request goes upstream at most twice: once more on a fresh connection after the
+#: keep-alive race (RFC 9112 §9.3.1).
+MAX_SENDS: Final = 2
+_END: Final = EndOfMessage()
+
+
+class Step(enum.Enum):
+    """Where an exchange is (see the module docstring)."""
+
+    PREPARE = "prepare"
+    HOOK = "hook"  #: an async request hook runs
+    ACQUIRE = "acquire"  #: waiting for the pool to lend a connection
+    AWAIT_HEAD = "await-head"  #: the request is going up; the response head is awaited
+    RESPONSE_HOOK = "response-hook"  #: an async response hook runs
+    RELAY = "relay"  #: the response goes to the client
+    TUNNEL = "tunnel"  #: switched protocols: bytes go both ways
+    DONE = "done"
+
+
+class Deadline(enum.Enum):
+    """What an exchange is waiting for, with a time limit."""
+
+    NONE = "none"
+    ACQUIRE = "acquire"  #: a pooled or new upstream connection (``timeouts.connect``)
+    UPSTREAM_READ = "upstream-read"  #: the upstream's silence (``timeouts.read``)
+    UPSTREAM_WRITE = "upstream-write"  #: the upstream taking the request body (``.write``)
+
+
+_PREPARE: Final = Step.PREPARE
+_ACQUIRE: Final = Step.ACQUIRE
+_AWAIT_HEAD: Final = Step.AWAIT_HEAD
+_RELAY: Final = Step.RELAY
+_DONE_STEP: Final = Step.DONE
+_READ: Final = Deadline.UPSTREAM_READ
+
+
+class Exchange:
+    """One request through the proxy (see the module docstring).
+
+    Owned by its :class:`~onehop.proxy.inbound.Inbound`; every method runs on the
+    event loop. ``conn`` is the upstream connection while one is lent to it.
+    """
+
+    __slots__ = (
+        "attempt",
+        "authority",
+        "body_done",
+        "body_sent",
+        "conn",
+        "endpoint",
+        "group",
+        "has_body",
+        "inbound",
+        "loan",
+        "origin",
+        "outbound",
+        "pending",
+        "proxy",
+        "relay",
+        "request",
+        "response",
+        "step",
+        "t0",
+        "t_up",
+        "target",
+        "task",
+        "trailers",
+        "tried",
+        "upgrade",
+        "upstream",
+        "waiting_client",
+    )
+
+    def __init__(self, inbound: Inbound, request: Request) -> None:
+        self.inbound = inbound
+        self.proxy = inbound.proxy
+        self.endpoint = inbound.endpoint
+        self.request = request
+        self.step = _PREPARE
+        self.t0 = time.monotonic()
+        self.t_up = 0.0
+        self.outbound = request
+        self.target = request.target
+        self.authority: bytes | None = None
+        self.group: UpstreamGroup | None = None
+        self.upstream: Upstream | None = None
+        self.origin: Origin | None = None
+        self.tried: list[Upstream] = []
+        self.conn: HTTPConnection | None = None
+        self.loan: Loan | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.attempt: Attempt | None = None
+        self.response: Response | None = None
+        self.relay: Relay | None = None
+        #: The request has content to stream up; pieces parsed before an upstream
+        #: connection was lent wait in ``pending`` (reading pauses meanwhile).
+        self.has_body = False
+        self.pending: list[bytes] = []
+        self.trailers: Headers | None = None
+        #: Some content went up (no resend after that); all of it was read from the client.
+        self.body_sent = False
+        self.body_done = False
+        #: The request offers an Upgrade (a 101 turns the exchange into a tunnel).
+        self.upgrade = b""
+        #: The relay stopped until the client reads (``on_writable`` resumes it).
+        self.waiting_client = False
+
+    # --- PREPARE: route, strip, hook ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Route the request and build what goes upstream; then wait for a connection."""
+        req = self.request
+        proxy = self.proxy
+        cfg = proxy.config
+        if req.method == b"CONNECT":
+            self._start_connect()
+            return
+        target = req.target
+        host_override = None
+        if target[:1] != b"/" and target != b"*":
+            # absolute-form: its authority is the host asked for, in both modes
+            # (RFC 9112 §3.2.2: the received Host is ignored).
+            try:
+                scheme, host, port, self.authority, target = parse_absolute(target)
+                if cfg.forward is not None:
+                    cfg.forward.check(host, port)
+                    self.origin = (scheme, host, port)
+                    host_override = self.authority
+            except ForwardDenied as exc:
+                self._fail(403, f"Forbidden: {exc}")
+                return
+            except BadForwardTarget as exc:
+                self._fail(400, f"Bad Request: {exc}")
+                return
+        self.target = target
+        upstream_authority = self.authority or b""
+        if self.origin is None:
+            group = self.group = proxy.catch_all or proxy.route(
+                self.authority or req.headers.get(b"host"), target)
+            if group is None:
+                self._fail(404, "No route for this request")
+                return
+            upstream = self.upstream = group.pick(self.t0)
+            self.origin = upstream.origin
+            upstream_authority = upstream.authority
+        has_body = self.has_body = hop.request_has_body(req)
+        if has_body:
+            self.endpoint.pause_reading()  # the body waits until an upstream takes it
+        try:
+            if not has_body and self.authority is None:
+                outbound = self.inbound.up_fields.request(req, upstream_authority)
+            else:
+                outbound = hop.outbound_request(
+                    req, policy=cfg.headers, client_ip=self.inbound.client_ip, scheme="http",
+                    upstream_authority=upstream_authority, target=target, host=host_override,
+                    target_authority=self.authority, has_body=has_body)
+        except hop.RequestRefused as exc:
+            self._fail(400, f"Bad Request: {exc}", close=True)
+            return
+        conn_info = req.connection
+        if conn_info is not NO_CONNECTION_INFO and conn_info.upgrade and not has_body:
+            # An Upgrade offer goes up as a real one (RFC 9110 §7.8), over HTTP/1.1.
+            self.upgrade = b", ".join(conn_info.upgrade)
+            outbound = Request(outbound.method, outbound.target, outbound.headers,
+                               ConnectionInfo(["upgrade"], [(b"Upgrade", self.upgrade)]), b"1.1")
+        self.outbound = outbound
+        hook = proxy.request_hook
+        if hook is not None:
+            self._run_hook(hook(req, outbound), self._request_hooked)
+            return
+        self._acquire()
+
+    def _request_hooked(self, replaced: Any) -> None:
+        if replaced is not None:
+            if not isinstance(replaced, Request) or not self._sendable(replaced):
+                return
+            self.outbound = replaced
+        self._acquire()
+
+    def _sendable(self, request: Request) -> bool:
+        """Whether the core can send *request* (a hook's replacement): else answer 500.
+
+        A hook's mistake is ours, not the upstream's: it must neither cost a pooled
+        connection nor mark the upstream down (so it is checked before one is lent).
+        """
+        try:
+            Connection(Role.CLIENT).send(request)
+        except LocalProtocolError as exc:
+            log.error("client %s: request hook returned a request that cannot be sent: %s",
+                      self.inbound.client, exc)
+            self._fail(500, "Internal Server Error: the proxy's request hook failed", close=True)
+            return False
+        return True
+
+    def _run_hook(self, result: Any, then: Callable[[Any], None]) -> None:
+        """Go on with a hook's *result*, in a task when it is awaitable."""
+        if not inspect.isawaitable(result):
+            then(result)
+            return
+        self.step = Step.HOOK if self.step is _PREPARE else Step.RESPONSE_HOOK
+
+        async def wait() -> None:
+            try:
+                value = await result
+            except Exception:
+                log.exception("client %s: hook failed", self.inbound.client)
+                self._abandon_upstream("hook failed")
+                self._fail(500, "Internal Server Error: a proxy hook failed", close=True)
+                return
+            if self.step is not _DONE_STEP:
+                then(value)
+
+        self.task = self.endpoint.loop.create_task(wait())
+
+    # --- ACQUIRE ------------------------------------------------------------------------------
+
+    def _acquire(self) -> None:
+        """Ask the pool for a connection: at once when one is idle, else wait (event)."""
+        self.step = _ACQUIRE
+        attempt = self.attempt
+        if attempt is None:
+            attempt = self.attempt = Attempt(self.outbound, replayable=True,
+                                             max_sends=MAX_SENDS)
+        origin = self.origin
+        assert origin is not None
+        pool = self.proxy.pool
+        fresh = attempt.fresh or self.upgrade == b"connect"
+        conn = None if fresh else pool.acquire_idle(origin)
+        if conn is not None:
+            self._lent(conn, True)
+            return
+        got = pool.lend(origin, self._lent, self._not_lent, fresh=fresh,
+                        connect_timeout=self.proxy.config.timeouts.connect)
+        if isinstance(got, HTTPConnection):
+            self._lent(got, True)
+            return
+        self.loan = got
+        self.inbound.arm(Deadline.ACQUIRE, self.proxy.config.timeouts.connect)
+
+    def _not_lent(self, exc: BaseException) -> None:
+        """The pool could not open a connection: try another member, else 502/504."""
+        self.loan = None
+        if self.step is _DONE_STEP:
+            return
+        self.inbound.disarm()
+        upstream, group = self.upstream, self.group
+        timed_out = not isinstance(exc, ConnectError)
+        if upstream is not None and group is not None:
+            if not timed_out:
+                upstream.failed(time.monotonic())
+            self.tried.append(upstream)
+            if len(self.tried) < len(group.members):
+                nxt = group.pick(time.monotonic(), self.tried)
+                if nxt not in self.tried:
+                    self.upstream = nxt
+                    self.origin = nxt.origin
+                    self._acquire()
+                    return
+        self._upstream_error(504 if timed_out else 502, exc)
+
+    def _lent(self, conn: HTTPConnection, reused: bool) -> None:
+        """A connection for this exchange: send the request (or open the tunnel)."""
+        self.loan = None
+        self.inbound.disarm()
+        assert self.attempt is not None
+        self.attempt.begin(conn, reused)
+        self.conn = conn
+        if self.upgrade == b"connect":
+            self._open_tunnel(None)
+            return
+        outbound = self.outbound
+        try:
+            if self.has_body:
+                conn.send_head(outbound)
+            elif conn.send_request_nowait(outbound):
+                pass  # (the transport buffers it; the read deadline covers a stuck upstream)
+        except (ClientError, LocalProtocolError, OSError) as exc:
+            self._send_failed(exc)
+            return
+        self.step = _AWAIT_HEAD
+        conn.set_listener(self)
+        self.inbound.arm(_READ, self.proxy.config.timeouts.read)
+        if self.has_body:
+            self._start_upload()
+        elif conn.core.buffered or conn.at_eof:
+            self.upstream_readable()  # (something arrived while the connection was idle)
+
+    # --- the request body (streams up from the client's callbacks) ------------------------------
+
+    def _start_upload(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        if self.request.expects_continue and not self.body_done:
+            # The proxy answers Expect itself, now that it reads the body (RFC 9110 §10.1.1).
+            self.endpoint.informational(InformationalResponse(100))
+        pending, self.pending = self.pending, []
+        for data in pending:
+            self._upload(data)
+        if self.body_done:
+            self._upload_end()
+        elif not conn.write_paused:
+            self.endpoint.resume_reading()
+
+    def on_body(self, data: bytes) -> None:
+        if self.step is _ACQUIRE or self.step is Step.HOOK or self.step is _PREPARE:
+            self.pending.append(data)  # (parsed before reading paused)
+            return
+        if self.conn is not None and self.response is None:
+            self._upload(data)
+        # else: the upstream answered already, or failed: the rest is not wanted.
+
+    def _upload(self, data: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        self.body_sent = True
+        conn.send_data(data)
+        if conn.write_paused:
+            # The upstream is slow to take the body: stop reading the client until it does.
+            self.endpoint.pause_reading()
+            self.inbound.arm(Deadline.UPSTREAM_WRITE, self.proxy.config.timeouts.write)
+
+    def on_end(self, trailers: Headers) -> None:
+        self.body_done = True
+        if not self.has_body:
+            return  # (the end went up with the head)
+        self.trailers = trailers
+        if self.step is _AWAIT_HEAD and self.response is None and self.conn is not None:
+            self._upload_end()
+
+    def _upload_end(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        trailers = self.trailers
+        fields = hop.forward_trailers(
+            trailers, self.request.connection.options,
+            underscores=self.proxy.config.headers.underscores is hop.Underscores.PASS,
+        ) if trailers and hop.request_is_chunked(self.outbound) else None
+        conn.send_end(fields)
+
+    def upstream_writable(self) -> None:
+        if self.step is _AWAIT_HEAD and not self.body_done and self.response is None:
+            self.inbound.arm(_READ, self.proxy.config.timeouts.read)
+            self.endpoint.resume_reading()
+
+    # --- AWAIT_HEAD -----------------------------------------------------------------------------
+
+    def upstream_readable(self) -> None:
+        step = self.step
+        if step is _RELAY:
+            self._relay()
+        elif step is _AWAIT_HEAD:
+            self._read_head()
+        # else (a response hook runs): the bytes wait in the core.
+
+    def _read_head(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        ucore = conn.core
+        try:
+            event = ucore.next_event()
+            while type(event) is InformationalResponse:
+                if event.status_code == 101:
+                    self._open_tunnel(event)
+                    return
+                self._relay_informational(event)
+                event = ucore.next_event()
+        except RemoteProtocolError as exc:
+            self._send_failed(exc)
+            return
+        if event is NEED_DATA and not conn.at_eof:
+            # Bytes came (part of a head, or a 1xx): ``read`` times the upstream's silence.
+            self.inbound.arm(_READ, self.proxy.config.timeouts.read)
+            return
+        if type(event) is not Response:
+            if conn.bytes_received:
+                self._send_failed(ServerDisconnected("upstream closed inside its answer"))
+            else:
+                self._send_failed(ClosedBeforeResponse(
+                    "upstream closed the connection without answering"))
+            return
+        self._got_head(event)
+
+    def _relay_informational(self, info: InformationalResponse) -> None:
+        """Forward an upstream 1xx (e.g. 103 Early Hints) to the client (RFC 9110 §15.2).
+
+        "A proxy MUST forward 1xx responses unless the proxy itself requested the
+        generation of the 1xx response", but "a server MUST NOT send a 1xx response
+        to an HTTP/1.0 client": those are dropped. ``100 Continue`` is dropped too:
+        the proxy answers ``Expect`` itself, so an upstream 100 answers no
+        expectation of the client's.
+        """
+        if info.status_code == 100 or self.request.http_version == b"1.0":
+            return
+        try:
+            self.endpoint.informational(
+                hop.outbound_informational(info, self.proxy.config.headers))
+        except LocalProtocolError as exc:
+            log.info("client %s: %d not relayed: %s", self.inbound.client, info.status_code, exc)
+
+    def _got_head(self, response: Response) -> None:
+        self.response = response
+        self.t_up = time.monotonic() - self.t0
+        self.inbound.disarm()
+        upstream = self.upstream
+        if upstream is not None and upstream.failures:
+            upstream.succeeded()
+        # The upstream answered before the whole request body went up: the rest
+        # cannot be skipped safely, so the client connection ends after the answer.
+        close = not self.body_done
+        if close and self.has_body:
+            self.endpoint.pause_reading()
+        out = self.inbound.down_fields.response(
+            response, self.endpoint.response_connection(CLOSE if close else NO_CONNECTION_INFO))
+        hook = self.proxy.response_hook
+        if hook is not None:
+            self._run_hook(hook(response, out), self._response_hooked)
+            return
+        self._begin_relay(out)
+
+    def _response_hooked(self, replaced: Any) -> None:
+        out = replaced
+        if out is None or not isinstance(out, Response):
+            response = self.response
+            assert response is not None
+            close = not self.body_done
+            out = self.inbound.down_fields.response(
+                response,
+                self.endpoint.response_connection(CLOSE if close else NO_CONNECTION_INFO))
+        self._begin_relay(out)
+
+    # --- RELAY --------------------------------------------------------------------------------
+
+    def _begin_relay(self, out: Response) -> None:
+        conn, response = self.conn, self.response
+        assert conn is not None and response is not None
+        try:
+            head = self.endpoint.core.send(out)
+        except LocalProtocolError as exc:
+            conn.abort(f"response cannot be forwarded: {exc}")
+            self.conn = None
+            self._fail(502, f"Bad Gateway: upstream response cannot be forwarded ({exc})",
+                       close=not self.body_done)
+            return
+        self.relay = Relay(self.endpoint.core, conn.core, head, response.connection.options)
+        self.step = _RELAY
+        self._relay()
+
+    def _relay(self) -> None:
+        """Frame what the upstream sent; write it; wait for the upstream or the client."""
+        relay, conn = self.relay, self.conn
+        assert relay is not None and conn is not None
+        endpoint = self.endpoint
+        self.waiting_client = False
+        try:
+            while True:
+                state = relay.gather()
+                if state is DONE:
+                    break
+                endpoint.write(relay.take())
+                if endpoint.flow.write_paused:
+                    self.waiting_client = True  # (``on_writable`` goes on)
+                    self.inbound.disarm()
+                    return
+                if state is NEED_DATA:
+                    self.inbound.arm(_READ, self.proxy.config.timeouts.read)
+                    return
+        except (RemoteProtocolError, ClientError) as exc:
+            self._relay_failed(exc)
+            return
+        self._done(relay.take())
+
+    def on_writable(self) -> None:
+        if self.step is _RELAY and self.waiting_client:
+            self._relay()
+        elif self.step is _AWAIT_HEAD and self.conn is not None and not self.body_done:
+            pass  # (reading the client is paused by the upstream, not by the client)
+
+    def _relay_failed(self, exc: BaseException) -> None:
+        """Mid-body failure: the head is out, so the only honest signal is to cut the
+        client connection (RFC 9112 §8: an incomplete message)."""
+        self._abandon_upstream(f"response relay failed: {describe(exc)}")
+        self._log(self.response.status_code if self.response else 502)
+        self.step = _DONE_STEP
+        self.endpoint.abort()
+
+    def _done(self, data: bytes) -> None:
+        """The whole response is framed: give the upstream connection back, write the
+        last bytes, and let the endpoint keep or close the client connection."""
+        conn, response = self.conn, self.response
+        assert conn is not None and response is not None
+        self.conn = None
+        self.step = _DONE_STEP
+        self.inbound.disarm()
+        conn.set_listener(None)
+        if conn.finish_exchange(response):
+            self.proxy.pool.release(conn)
+        self._log(response.status_code)
+        self.endpoint.finish(data)
+
+    # --- tunnels (101, CONNECT) ----------------------------------------------------------------
+
+    def _start_connect(self) -> None:
+        """CONNECT (RFC 9110 §9.3.6): a forward proxy opens TCP to an allowed host:port,
+        through the pool (its limits apply), answers 200 and tunnels."""
+        forward = self.proxy.config.forward
+        if forward is None:
+            self._fail(405, "Method Not Allowed: CONNECT is not served here (not a forward "
+                            "proxy)")
+            return
+        if hop.request_has_body(self.request):
+            self._fail(400, "Bad Request: a CONNECT request has no content (RFC 9110 §9.3.6)",
+                       close=True)
+            return
+        try:
+            host, port = split_authority(self.request.target, 443)
+            forward.check(host, port, connect=True)
+        except BadForwardTarget as exc:
+            self._fail(400, f"Bad Request: {exc}")
+            return
+        except ForwardDenied as exc:
+            self._fail(403, f"Forbidden: {exc}")
+            return
+        self.origin = ("http", host, port)
+        self.upgrade = b"connect"
+        self._acquire()
+
+    def _open_tunnel(self, switch: InformationalResponse | None) -> None:
+        """Answer 101 (*switch*, the upstream's) or CONNECT's 200, then join the client's
+        and the upstream's transports in a :class:`~onehop._aio.tunnel.Pipe`."""
+        conn = self.conn
+        assert conn is not None
+        endpoint = self.endpoint
+        via = hop.via(self.request.http_version, self.proxy.config.headers)
+        head: Response | InformationalResponse
+        if switch is None:
+            head = Response(200, Headers._trusted([via]))
+            status = 200
+        else:
+            fields = [*switch.headers.fields, via]
+            chosen = switch.connection.fields.get_all(b"upgrade") or [self.upgrade]
+            head = InformationalResponse(101, Headers._trusted(fields), switch.reason,
+                                         ConnectionInfo(["upgrade"], [(b"Upgrade", chosen[0])]))
+            status = 101
+        try:
+            endpoint.write(endpoint.core.send(head))
+        except LocalProtocolError as exc:
+            self._abandon_upstream(f"switch cannot be forwarded: {exc}")
+            self._fail(502, f"Bad Gateway: {exc}", close=True)
+            return
+        self.conn = None
+        self.step = Step.TUNNEL
+        self.inbound.disarm()
+        conn.set_listener(None)
+        client_transport = endpoint.transport
+        assert client_transport is not None
+        pipe = Pipe(client_transport, conn.transport, endpoint.close,
+                    lambda: conn.close("tunnel closed"))
+        self._log(status)
+        conn.switch(pipe.b)
+        endpoint.switch(pipe.a)
+
+    # --- failures -----------------------------------------------------------------------------
+
+    def _send_failed(self, exc: BaseException) -> None:
+        """Sending, or waiting for the head, failed: resend on a fresh connection when
+        :func:`~onehop.client.exchange.should_resend` says so, else answer."""
+        attempt = self.attempt
+        assert attempt is not None
+        self.inbound.disarm()
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.set_listener(None)
+        why_not = attempt.failed(exc)
+        if isinstance(exc, LocalProtocolError):
+            # Our own request refused by the core: a local fault, never the upstream's.
+            if attempt.intact and conn is not None:
+                self.proxy.pool.give_back(conn)
+            log.error("client %s: request cannot be sent upstream: %s", self.inbound.client, exc)
+            self._fail(500, "Internal Server Error: the request cannot be sent upstream",
+                       close=True)
+            return
+        if why_not is None and not self.body_sent:
+            log.info("retrying %s %s on a new upstream connection after: %s",
+                     self.request.method.decode(), self.target.decode("latin-1"),
+                     describe(attempt.error or exc))
+            self._acquire()
+            return
+        reused = attempt.reused
+        got = conn.bytes_received if conn is not None else 0
+        upstream = self.upstream
+        if not reused and upstream is not None and not got and not isinstance(
+                exc, RemoteProtocolError):
+            upstream.failed(time.monotonic())
+        if self.proxy.config.retry_non_idempotent_close and reused and not got:
+            self._log(502)
+            self.step = _DONE_STEP
+            self.endpoint.abort()  # let the client retry itself, as HAProxy does
+            return
+        self._upstream_error(502, attempt.error or exc)
+
+    def _upstream_error(self, status: int, exc: BaseException) -> None:
+        if status == 504:
+            text = f"Gateway Timeout: the upstream did not answer in time ({describe(exc)})"
+        else:
+            text = f"Bad Gateway: {describe(exc)}"
+        self._fail(status, text, close=self.has_body and (self.body_sent or not self.body_done))
+
+    def deadline_passed(self, deadline: Deadline) -> None:
+        """The inbound timer fired for *deadline*."""
+        step = self.step
+        timeouts = self.proxy.config.timeouts
+        if deadline is Deadline.ACQUIRE and step is _ACQUIRE:
+            loan, self.loan = self.loan, None
+            if loan is not None:
+                loan.cancel()
+            self._upstream_error(504, TimeoutError(
+                f"no upstream connection within {timeouts.connect:g} s"))
+        elif step is _AWAIT_HEAD:
+            self._abandon_upstream("upstream timed out")
+            waited = timeouts.write if deadline is Deadline.UPSTREAM_WRITE else timeouts.read
+            self._upstream_error(504, TimeoutError(f"no answer within {waited:g} s"))
+        elif step is _RELAY:
+            self._relay_failed(TimeoutError(f"upstream silent for {timeouts.read:g} s"))
+
+    def on_lost(self) -> None:
+        """The client is gone (or its request was abandoned): cut the upstream exchange,
+        as nginx does (its 499); the answer would go nowhere useful."""
+        if self.step is _DONE_STEP or self.step is Step.TUNNEL:
+            return
+        self.step = _DONE_STEP
+        self.inbound.disarm()
+        loan, self.loan = self.loan, None
+        if loan is not None:
+            loan.cancel()
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
+        self._abandon_upstream("client disconnected")
+
+    def _abandon_upstream(self, reason: str) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.set_listener(None)
+            conn.abort(reason)
+
+    def _fail(self, status: int, text: str, *, close: bool = False) -> None:
+        """Answer with a short text (the proxy's own answer: nothing relayed)."""
+        self.step = _DONE_STEP
+        self.inbound.disarm()
+        self._log(status)
+        if self.response is not None or (not self.body_done and self.has_body):
+            close = True
+        self.endpoint.send_error(status, text, close=close)
+
+    def _log(self, status: int) -> None:
+        proxy = self.proxy
+        proxy.requests += 1
+        if not proxy.log_access or not access_log.isEnabledFor(logging.INFO):
+            return
+        req = self.request
+        relay = self.relay
+        attempt = self.attempt
+        origin = self.origin
+        access_log.info(
+            '%s "%s %s HTTP/%s" %d %d upstream=%s upstream_time=%.3f conn=%s',
+            self.inbound.client, req.method.decode("latin-1"), req.target.decode("latin-1"),
+            req.http_version.decode(), status, relay.nbytes if relay is not None else 0,
+            f"{origin[1]}:{origin[2]}" if origin is not None else "-", self.t_up,
+            "-" if attempt is None or attempt.conn is None else (
+                "reused" if attempt.reused else "new"),
+        )

@@ -1,0 +1,166 @@
+"""The reverse (and forward) proxy: a handler on the serving endpoint, upstreams via the pool.
+
+Each client connection is a :class:`~onehop._aio.endpoint.ServerEndpoint` (the
+same driver as the origin server, so header and body timeouts, lingering close,
+the 503 gate and graceful shutdown are the server's own) whose requests go to
+an :class:`~onehop.proxy.inbound.Inbound` handler; each request is one
+:class:`~onehop.proxy.exchange.Exchange`. Upstream connections come from
+:class:`onehop.client.Pool`, which keeps each side's persistence separate: a
+client's ``close`` ends only the client connection; an upstream ``close`` or
+HTTP/1.0 response retires only that upstream connection.
+
+The proxy never forwards bytes it did not frame itself: the core parses the
+request (rejecting smuggling attempts with their ``status_hint`` before any
+upstream is chosen), :mod:`onehop.proxy.hop` builds a fresh message from the
+end-to-end fields, and the core's writers produce new framing on each side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+from onehop._aio.endpoint import ServerEndpoint
+from onehop._aio.serving import ServingState
+from onehop._aio.sockets import bind_socket
+from onehop.client.pool import Pool
+from onehop.core import Request, Response
+from onehop.proxy.config import ProxyConfig, Route, split_listen
+from onehop.proxy.inbound import Inbound
+from onehop.proxy.upstreams import UpstreamGroup
+
+log: Final = logging.getLogger("onehop.proxy")
+
+RequestHook = Callable[[Request, Request], "Request | Awaitable[Request | None] | None"]
+ResponseHook = Callable[[Response, Response], "Response | Awaitable[Response | None] | None"]
+
+
+class Proxy:
+    """A reverse proxy (and, with ``config.forward``, a forward proxy).
+
+    Args:
+        config: routes, timeouts, limits, header policy; or use *upstreams*.
+        upstreams: shorthand for one ``default`` group of ``http://`` URLs.
+        request_hook: ``hook(inbound, outbound) -> Request | None``, called with
+            the received request and the one about to go upstream, after
+            stripping and after ``Via``/forwarding fields were added; return a
+            replacement or None. A replacement the core refuses (say, with a
+            hop-by-hop field among its end-to-end headers) is answered 500 with
+            a log line: a hook cannot reopen what stripping closed.
+        response_hook: ``hook(upstream_response, outbound) -> Response | None``, likewise,
+            for every response relayed (the answer to an Upgrade offer too).
+        access_log: emit one ``onehop.proxy.access`` line per request.
+    """
+
+    def __init__(
+        self,
+        config: ProxyConfig | None = None,
+        *,
+        upstreams: Sequence[str] | None = None,
+        request_hook: RequestHook | None = None,
+        response_hook: ResponseHook | None = None,
+        access_log: bool = True,
+    ) -> None:
+        cfg = config or ProxyConfig()
+        if upstreams:
+            cfg.upstreams = {**cfg.upstreams, "default": list(upstreams)}
+        cfg.validate()
+        self.config = cfg
+        self.groups = {name: UpstreamGroup(urls) for name, urls in cfg.upstreams.items()}
+        self.routes = sorted(cfg.routes, key=lambda r: (r.host is None, -len(r.path)))
+        default = "default" if "default" in self.groups else next(iter(self.groups), None)
+        if default is not None and not any(r.host is None and r.path == "/" for r in self.routes):
+            self.routes.append(Route("/", default))
+        #: The one group every request goes to, when the only route is the catch-all:
+        #: routing then costs nothing per request.
+        self.catch_all: UpstreamGroup | None = None
+        if len(self.routes) == 1 and self.routes[0].host is None and self.routes[0].path == "/":
+            self.catch_all = self.groups[self.routes[0].group]
+        self.request_hook = request_hook
+        self.response_hook = response_hook
+        self.log_access = access_log
+        self.pool = Pool(
+            max_connections=cfg.limits.max_connections,
+            max_per_origin=cfg.limits.max_per_upstream,
+            idle_timeout=cfg.timeouts.upstream_idle,
+        )
+        #: The client connections and the shared connection rules (the server's own).
+        self.state = ServingState(cfg.serving_config())
+        self._servers: list[asyncio.AbstractServer] = []
+        #: Requests answered (for tests and the demo).
+        self.requests = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def _endpoint(self) -> ServerEndpoint:
+        return ServerEndpoint(self.state, lambda endpoint: Inbound(self, endpoint))
+
+    async def start(
+        self, host: str | None = None, port: int | None = None, *,
+        sock: socket.socket | None = None, reuse_port: bool = False,
+    ) -> None:
+        """Listen on *host*:*port* (default: ``config.listen``) or an open *sock*."""
+        loop = asyncio.get_running_loop()
+        if sock is None:
+            if host is None or port is None:
+                h, p = split_listen(self.config.listen, "listen")
+                host = h if host is None else host
+                port = p if port is None else port
+            if reuse_port:
+                self._servers.append(await loop.create_server(
+                    self._endpoint, host, port, backlog=2048, reuse_port=True))
+                return
+            sock = bind_socket(host, port)
+        self._servers.append(await loop.create_server(self._endpoint, sock=sock, backlog=2048))
+
+    @property
+    def port(self) -> int:
+        """The port listened on (after :meth:`start`)."""
+        return int(self._servers[0].sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    async def serve_forever(self) -> None:
+        await self._servers[0].serve_forever()
+
+    async def aclose(self, grace: float | None = None) -> None:
+        """Graceful shutdown: stop listening, close idle client connections, let in-flight
+        exchanges finish (their responses carry ``close``) for *grace* seconds (default
+        ``timeouts.graceful_shutdown``), then cut the rest and close the upstream pool."""
+        for srv in self._servers:
+            srv.close()
+        state = self.state
+        state.begin_shutdown()
+        await state.drain(self.config.timeouts.graceful_shutdown if grace is None else grace)
+        await self.pool.aclose()
+        for srv in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(srv.wait_closed(), 2)
+
+    async def __aenter__(self) -> Proxy:
+        if not self._servers:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- routing ------------------------------------------------------------------------------
+
+    def route(self, host: bytes | None, path: bytes) -> UpstreamGroup | None:
+        """The upstream group for a request: host (without port) and longest path prefix."""
+        if self.catch_all is not None:
+            return self.catch_all
+        hname = None
+        if host is not None:
+            text = host.decode("latin-1").lower()
+            hname = text.rsplit(":", 1)[0] if not text.endswith("]") else text
+        p = path.decode("latin-1")
+        for r in self.routes:
+            if r.host is not None and r.host != hname:
+                continue
+            if p.startswith(r.path):
+                return self.groups[r.group]
+        return None
