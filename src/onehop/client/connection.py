@@ -221,8 +221,20 @@ class HTTPConnection(asyncio.Protocol):
         """The server sent bytes or closed while we were idle: never reuse (RFC 9112 §9.3.1)."""
         return self._stale or self._lost
 
+    def is_reusable(self, now: float) -> bool:
+        """Whether this idle connection may carry another request at monotonic time *now*.
+
+        The pool's one reuse check (RFC 9112 §9.3: both sides done and clean; §9.3.1:
+        nothing arrived while idle; RFC 7230 §A.1.2: within the server's Keep-Alive
+        hint), written out flat because it runs once per pooled request;
+        :meth:`reuse_refusal` says why not, and agrees with it.
+        """
+        return (not self._stale and not self._lost and now < self.expires_at
+                and self.core.is_idle)
+
     def reuse_refusal(self, now: float) -> str | None:
-        """Why this idle connection must not carry another request, or None if it may."""
+        """Why this idle connection must not carry another request, or None if it may
+        (None exactly when :meth:`is_reusable`)."""
         if self.is_stale:
             return self.close_reason or "server closed the idle connection"
         if now >= self.expires_at:

@@ -46,7 +46,6 @@ Trace = Callable[[str], None]
 #: connections released close together share one timer firing.
 SWEEP_SLACK: Final = 0.05
 _INF: Final = float("inf")
-_ACTIVE: Final = ConnState.ACTIVE
 
 
 class _Waiter:
@@ -143,15 +142,10 @@ class Pool:
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            # ``reuse_refusal`` inlined for the common case (fresh, clean, not stale).
-            if (not conn._stale and not conn._lost and now < conn.expires_at
-                    and conn.core.is_idle):
-                conn.state = _ACTIVE
-                return conn
-            refusal = conn.reuse_refusal(now)
-            if refusal is None:
+            if conn.is_reusable(now):
                 conn.activate()
                 return conn
+            refusal = conn.reuse_refusal(now) or "not reusable"
             self._note(f"connection #{conn.id} closed: {refusal}")
             conn.close(refusal)
         return None
