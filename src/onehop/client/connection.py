@@ -21,7 +21,13 @@ from collections.abc import AsyncIterable, Callable
 from typing import Final
 
 from onehop._aio import LazyTimer
-from onehop.client.errors import ReadTimeout, ServerDisconnected, WriteTimeout
+from onehop.client.errors import (
+    ClosedBeforeResponse,
+    NothingWritten,
+    ReadTimeout,
+    ServerDisconnected,
+    WriteTimeout,
+)
 from onehop.core import (
     NEED_DATA,
     ConnectionClosed,
@@ -111,6 +117,8 @@ class HTTPConnection(asyncio.Protocol):
         #: A final response that arrived while we waited for ``100 Continue``.
         self._early: Response | None = None
         self._body_skipped = False
+        #: A 1xx response arrived for the current request (its answer has begun).
+        self._informed = False
         #: Called instead of waking a task when bytes, EOF or loss arrive (see :meth:`listen`).
         self._listener: Callable[[], object] | None = None
         # One lazily re-armed read timer for every wait, so a warm exchange costs
@@ -243,6 +251,24 @@ class HTTPConnection(asyncio.Protocol):
             return "connection not clean"
         return None
 
+    def return_unused(self) -> bool:
+        """Go back to IDLE after a lending that carried no request; return whether kept.
+
+        For a borrower that gave up before writing (a pool waiter that timed out
+        once served, a request the core refused): the connection is as clean as
+        when it was lent (RFC 9112 §9.3), else it is closed. One never used
+        starts its idle life now.
+        """
+        if self.state is not ConnState.ACTIVE:
+            return False
+        if not self.core.is_idle or self._lost or self._stale:
+            self.close("returned unused, but not clean")
+            return False
+        if self.expires_at == float("inf"):
+            self.expires_at = time.monotonic() + self.idle_timeout
+        self.state = ConnState.IDLE
+        return True
+
     def activate(self) -> None:
         """Take the connection for one exchange (the pool calls this when lending it)."""
         self.state = ConnState.ACTIVE
@@ -294,7 +320,11 @@ class HTTPConnection(asyncio.Protocol):
         response.
 
         Raises:
-            ServerDisconnected: the connection was already gone.
+            NothingWritten: the connection was already gone.
+            ClosedBeforeResponse: it broke during the upload, before any response byte.
+            ServerDisconnected: it broke during the upload after the server began to answer.
+            LocalProtocolError: the core refused the request (or a body piece);
+                when it refused the head, nothing was written.
             WriteTimeout: the server did not take the bytes in time.
         """
         if body is None:
@@ -304,8 +334,11 @@ class HTTPConnection(asyncio.Protocol):
         core = self.core
         transport = self._begin_request()
         out = core.send(request)
-        if continue_wait is not None and body is not None and request.expects_continue:
-            transport.write(out)
+        self.requests_sent += 1
+        if self.requests_left is not None:
+            self.requests_left -= 1
+        if continue_wait is not None and request.expects_continue:
+            self._write(transport, out)
             out = b""
             if self._write_paused:
                 await self._drain(write_timeout)
@@ -313,26 +346,34 @@ class HTTPConnection(asyncio.Protocol):
             if self._early is not None:
                 self._body_skipped = True
                 return
-        if body is None or isinstance(body, bytes | bytearray | memoryview):
+        if isinstance(body, bytes | bytearray | memoryview):
             if body:
                 out += core.send(Data(bytes(body)))
             out += core.send(EndOfMessage())
-            transport.write(out)
+            self._write(transport, out)
             if self._write_paused:
                 await self._drain(write_timeout)
             return
-        transport.write(out)
+        self._write(transport, out)
         async for chunk in body:
             if chunk:
                 if self._lost:
-                    raise ServerDisconnected("server closed the connection during the upload")
-                transport.write(core.send(Data(bytes(chunk))))
+                    raise self.lost_error()
+                self._write(transport, core.send(Data(bytes(chunk))))
                 if self._write_paused:
                     await self._drain(write_timeout)
         end = EndOfMessage(trailers()) if trailers is not None else EndOfMessage()
-        transport.write(core.send(end))
+        self._write(transport, core.send(end))
         if self._write_paused:
             await self._drain(write_timeout)
+
+    def _write(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Write *data*; a socket error (seldom raised here: asyncio reports most
+        through ``connection_lost``) becomes the typed error of :meth:`lost_error`."""
+        try:
+            transport.write(data)
+        except OSError as exc:
+            raise self.lost_error(exc) from exc
 
     def send_request_nowait(self, request: Request) -> bool:
         """Write a request without content, synchronously: :meth:`send_request` with
@@ -340,27 +381,55 @@ class HTTPConnection(asyncio.Protocol):
         :meth:`drain` (the transport's buffer is full).
 
         Raises:
-            ServerDisconnected: the connection was already gone.
+            NothingWritten: the connection was already gone.
+            LocalProtocolError: the core refused the request; nothing was written.
         """
         transport = self._begin_request()
         core = self.core
-        transport.write(core.send(request) + core.send(_END))
-        return self._write_paused
-
-    def _begin_request(self) -> asyncio.Transport:
-        """Count a request about to be written; return the transport to write it to.
-
-        Raises:
-            ServerDisconnected: the connection was already gone.
-        """
-        transport = self._transport
-        self.bytes_received = 0
+        data = core.send(request) + core.send(_END)  # (LocalProtocolError: nothing written)
         self.requests_sent += 1
         if self.requests_left is not None:
             self.requests_left -= 1
+        try:
+            transport.write(data)
+        except OSError as exc:
+            raise self.lost_error(exc) from exc
+        return self._write_paused
+
+    def _begin_request(self) -> asyncio.Transport:
+        """Check that a request can be written; return the transport to write it to.
+
+        Raises:
+            NothingWritten: the connection was already gone (Go's nothingWrittenError:
+                safe to send again elsewhere, whatever the method).
+        """
+        transport = self._transport
         if self._lost or transport is None or transport.is_closing():
-            raise ServerDisconnected("the connection was closed before the request was sent")
+            raise NothingWritten(
+                "the connection was closed before the request was sent"
+                + (f" ({self._lost_exc})" if self._lost_exc else "")
+            )
+        self.bytes_received = 0
         return transport
+
+    def lost_error(self, exc: OSError | None = None) -> ServerDisconnected:
+        """The error for a connection that broke after the request began to go out.
+
+        :class:`ClosedBeforeResponse` while no byte came back since the request was
+        written (RFC 9112 §9.3.1: the keep-alive race if the connection was reused),
+        else :class:`ServerDisconnected`. *exc* is the socket's error, if any.
+        """
+        exc = exc or (self._lost_exc if isinstance(self._lost_exc, OSError) else None)
+        text = "server closed the connection during the upload"
+        if isinstance(exc, ConnectionResetError):
+            text = "connection reset by the server during the upload"
+        if exc is not None:
+            text += f" ({exc})"
+        if self.bytes_received or self._informed:
+            return ServerDisconnected(text)
+        # (Pipelined, ``bytes_received`` also counts earlier answers since this request
+        # began: then this says ServerDisconnected, the cautious side.)
+        return ClosedBeforeResponse(text)
 
     async def drain(self, write_timeout: float | None) -> None:
         """Wait until the transport takes more bytes (after :meth:`send_request_nowait`).
@@ -377,7 +446,8 @@ class HTTPConnection(asyncio.Protocol):
         forever (an HTTP/1.0 server or proxy never sends 100).
 
         Raises:
-            ServerDisconnected: the server closed before answering.
+            ClosedBeforeResponse: the server closed before answering.
+            ServerDisconnected: it closed after an interim (1xx) response.
         """
         deadline = self._loop.time() + wait
         while True:
@@ -389,12 +459,13 @@ class HTTPConnection(asyncio.Protocol):
             except ReadTimeout:
                 return None
             if type(event) is InformationalResponse:
+                self._informed = True
                 if event.status_code == 100:
                     return None
                 continue
             if type(event) is Response:
                 return event
-            raise ServerDisconnected("server closed the connection without answering")
+            raise self._closed_unanswered()
 
     async def _drain(self, timeout: float | None) -> None:
         while self._write_paused and not self._lost:
@@ -409,7 +480,7 @@ class HTTPConnection(asyncio.Protocol):
                 if handle is not None:
                     handle.cancel()
         if self._lost:
-            raise ServerDisconnected("server closed the connection during the upload")
+            raise self.lost_error()
 
     def _prepare_wait(self, timeout: float | None) -> asyncio.Future[None]:
         """The future the next ``data_received``/EOF/close resolves (timed by *timeout*)."""
@@ -453,13 +524,16 @@ class HTTPConnection(asyncio.Protocol):
         responses"); without it they are skipped, as a user agent may.
 
         Raises:
-            ServerDisconnected: the server closed before a response began.
+            ClosedBeforeResponse: the server closed (or reset) before this response
+                began, or had answered an earlier pipelined request with ``close``.
+            ServerDisconnected: it closed after a 1xx, before the final response.
             ReadTimeout: nothing arrived within *timeout*.
             RemoteProtocolError: the server sent invalid HTTP.
         """
         early = self._early
         if early is not None:
             self._early = None
+            self._informed = False
             return early
         core = self.core
         # Nothing arrived since the request went out and nothing waits unparsed: the
@@ -480,19 +554,36 @@ class HTTPConnection(asyncio.Protocol):
                     self._timer.disarm()
                 continue
             if type(event) is Response:
+                self._informed = False  # (the next pipelined answer starts afresh)
                 return event
             if not isinstance(event, Event):
                 raise _paused()
             if type(event) is InformationalResponse:
+                self._informed = True
                 if on_informational is not None:
                     on_informational(event)
                 continue
             if type(event) is ConnectionClosed:
-                raise ServerDisconnected(
-                    "server closed the connection without answering"
-                    + (f" ({self._lost_exc})" if self._lost_exc else "")
-                )
+                raise self._closed_unanswered()
             raise ServerDisconnected(f"unexpected event {event!r}")  # pragma: no cover
+
+    def _closed_unanswered(self) -> ServerDisconnected:
+        """The core read EOF where this request's response should begin.
+
+        The core reports ``ConnectionClosed`` only between messages (EOF inside a
+        head is ``IncompleteMessage``), so no byte of this response arrived: that
+        is :class:`ClosedBeforeResponse`, unless a 1xx for it came first (the
+        server began to act on it).
+        """
+        text = "server closed the connection without answering"
+        exc = self._lost_exc
+        if isinstance(exc, ConnectionResetError):
+            text = "connection reset by the server before it answered"
+        if exc is not None:
+            text += f" ({exc})"
+        if self._informed:
+            return ServerDisconnected(text + " after an interim (1xx) response")
+        return ClosedBeforeResponse(text)
 
     async def read_chunk(self, timeout: float | None) -> bytes | None:
         """Return the next piece of the response body, or None at its end.
@@ -604,8 +695,9 @@ class HTTPConnection(asyncio.Protocol):
 
 def _paused() -> ServerDisconnected:
     # PAUSED: an earlier response on this connection ended it (``close``,
-    # RFC 9112 §9.6), so a pipelined request behind it gets no answer here.
-    return ServerDisconnected("the server answered an earlier request with Connection: close")
+    # RFC 9112 §9.6), so a pipelined request behind it gets no answer here: no byte
+    # of its response came (RFC 9112 §9.3.2 lets an idempotent one be resent).
+    return ClosedBeforeResponse("the server answered an earlier request with Connection: close")
 
 
 def _expire(fut: asyncio.Future[None], exc: type[Exception]) -> None:

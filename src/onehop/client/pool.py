@@ -273,11 +273,17 @@ class Pool:
             raise
         return conn, False
 
+    def give_back(self, conn: HTTPConnection) -> None:
+        """Take back a lent connection that carried no request (its borrower gave up, or
+        the core refused its request before a byte was written): idle again while clean,
+        else closed."""
+        if conn.return_unused():
+            self.release(conn)
+
     def _give_back(self, origin: Origin, got: object) -> None:
         """A waiter that was served but gave up (timeout, cancel): return what it got."""
         if isinstance(got, HTTPConnection):
-            got.state = ConnState.IDLE
-            self.release(got)
+            self.give_back(got)
         elif got is _SLOT:
             self._unreserve(origin)
             self._dispatch()
