@@ -1,10 +1,13 @@
 """One client connection on asyncio: the core engine fed by an ``asyncio.Protocol``.
 
 A connection is ``NEW`` (being opened), ``ACTIVE`` (one exchange in flight),
-``IDLE`` (in the pool, clean) or ``CLOSED``. The protocol callbacks run on the
-event loop and only feed bytes to the core and wake the one waiting task;
-everything else runs in the task that owns the exchange (the pool lends a
-connection to exactly one task at a time), so no lock is needed.
+``IDLE`` (in the pool, clean), ``TUNNEL`` (switched to raw bytes after a 101 or
+for CONNECT: out of the pool's idle books for good, still counted against its
+limits until closed) or ``CLOSED``. The protocol callbacks run on the event
+loop and only feed bytes to the core and wake the one waiting task, or call
+the one listener (:meth:`HTTPConnection.set_listener`); everything else runs in
+the borrower that owns the exchange (the pool lends a connection to exactly
+one task or listener at a time), so no lock is needed.
 
 Because bytes are pushed to us, an idle connection that receives data or EOF
 is marked stale at once (``is_stale``): the pool discards it before reuse
@@ -18,10 +21,11 @@ import enum
 import itertools
 import time
 from collections.abc import AsyncIterable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 from onehop._aio import LazyTimer
 from onehop.client.errors import (
+    ClientError,
     ClosedBeforeResponse,
     NothingWritten,
     ReadTimeout,
@@ -39,6 +43,7 @@ from onehop.core import (
     Request,
     Response,
     Role,
+    State,
 )
 from onehop.core import Connection as CoreConnection
 
@@ -62,10 +67,37 @@ class ConnState(enum.Enum):
     NEW = "NEW"
     ACTIVE = "ACTIVE"
     IDLE = "IDLE"
+    TUNNEL = "TUNNEL"
     CLOSED = "CLOSED"
 
 
 _IDLE: Final = ConnState.IDLE
+
+
+class UpstreamListener(Protocol):
+    """What :meth:`HTTPConnection.set_listener` calls, from the event loop's callbacks."""
+
+    def upstream_readable(self) -> object:
+        """Bytes, EOF or the loss of the connection arrived: read ``conn.core``
+        (``next_event``) and ``conn.at_eof``."""
+
+    def upstream_writable(self) -> object:
+        """The transport takes bytes again after a pause (``conn.write_paused`` is False)."""
+
+
+class TunnelReceiver(Protocol):
+    """Where a tunnel's bytes go after :meth:`HTTPConnection.switch`: the
+    ``asyncio.Protocol`` callbacks, minus ``connection_made``."""
+
+    def data_received(self, data: bytes) -> object: ...
+
+    def eof_received(self) -> bool | None: ...
+
+    def connection_lost(self, exc: Exception | None) -> object: ...
+
+    def pause_writing(self) -> object: ...
+
+    def resume_writing(self) -> object: ...
 
 
 def usable_keep_alive(timeout: int) -> float:
@@ -121,6 +153,8 @@ class HTTPConnection(asyncio.Protocol):
         self._informed = False
         #: Called instead of waking a task when bytes, EOF or loss arrive (see :meth:`listen`).
         self._listener: Callable[[], object] | None = None
+        #: Called when the transport resumes writing (see :meth:`set_listener`).
+        self._on_writable: Callable[[], object] | None = None
         # One lazily re-armed read timer for every wait, so a warm exchange costs
         # no timer churn; it times out the waiter in ``_waiter``.
         self._timer = LazyTimer(self._loop, self._read_timed_out)
@@ -186,6 +220,9 @@ class HTTPConnection(asyncio.Protocol):
         drain = self._drain_waiter
         if drain is not None and not drain.done():
             drain.set_result(None)
+        on_writable = self._on_writable
+        if on_writable is not None:
+            on_writable()
 
     def _wake(self) -> None:
         listener = self._listener
@@ -212,6 +249,26 @@ class HTTPConnection(asyncio.Protocol):
         """Whether the server closed its side (or the connection is gone): nothing more comes."""
         return self._eof or self._lost
 
+    def set_listener(self, listener: UpstreamListener | None) -> None:
+        """Have the connection's events call *listener* (None: stop) instead of waking a task.
+
+        ``listener.upstream_readable()`` when bytes, EOF or loss arrive (the
+        caller reads ``core`` and ``at_eof``); ``listener.upstream_writable()``
+        when the transport resumes writing after it paused (``write_paused``),
+        so a caller that streams a request body from callbacks
+        (:meth:`send_head_nowait`, :meth:`send_data_nowait`,
+        :meth:`send_end_nowait`) stops when they return True and goes on from
+        ``upstream_writable``: flow control without a task. One listener or
+        task owns the connection at a time. A listener that stops reading
+        while bytes pile up (over 1 MiB unparsed, reading pauses) calls
+        :meth:`resume_reading` when it reads on.
+        """
+        if listener is None:
+            self._listener = self._on_writable = None
+        else:
+            self._listener = listener.upstream_readable
+            self._on_writable = listener.upstream_writable
+
     def listen(self, callback: Callable[[], object] | None) -> None:
         """Have bytes, EOF and loss call *callback* (None: stop) instead of waking a task.
 
@@ -221,8 +278,10 @@ class HTTPConnection(asyncio.Protocol):
         wait after all, stops listening and hands over to a task that uses
         :meth:`read_response_head` and :meth:`wait_data`. Only one task or
         listener owns the connection at a time, so no waiter is pending meanwhile.
+        (:meth:`set_listener` is the same with a write-side callback too.)
         """
         self._listener = callback
+        self._on_writable = None
 
     @property
     def is_stale(self) -> bool:
@@ -273,7 +332,7 @@ class HTTPConnection(asyncio.Protocol):
         """Take the connection for one exchange (the pool calls this when lending it)."""
         self.state = ConnState.ACTIVE
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str = "closed") -> None:
         """Close the socket now; idempotent. *reason* is kept for ``-v`` output and errors."""
         if self.state is ConnState.CLOSED:
             return
@@ -289,11 +348,97 @@ class HTTPConnection(asyncio.Protocol):
         if callback is not None:
             callback(self)
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str = "aborted") -> None:
         """Close without flushing (after a timeout or a broken exchange)."""
         if self._transport is not None:
             self._transport.abort()
         self.close(reason)
+
+    # --- tunnels ------------------------------------------------------------------------------
+
+    def switch(self, receiver: TunnelReceiver) -> None:
+        """Make the connection a tunnel: from now on raw bytes go to *receiver*.
+
+        After a ``101 Switching Protocols`` (RFC 9110 §15.2.2) or a 2xx to
+        CONNECT (RFC 9110 §9.3.6) the bytes on the connection are no longer
+        HTTP/1.1; or, for a CONNECT the proxy serves itself, before any request.
+        *receiver* first gets the bytes that came after the response head
+        (the core's ``trailing_data``), then whatever arrives, EOF, the loss of
+        the connection (exactly once), and the transport's pause/resume of
+        writing. Write with :meth:`write` and :meth:`write_eof`; hold reading
+        with :meth:`pause_reading`. The connection is ``TUNNEL`` from now on: it
+        never goes back to the pool's idle list, and it counts against the
+        pool's limits until it closes.
+
+        Raises:
+            ClientError: the connection is mid-exchange, idle in the pool, or closed.
+        """
+        core = self.core
+        if self.state is not ConnState.ACTIVE:
+            raise ClientError(f"cannot switch a {self.state.name} connection to a tunnel")
+        if core.their_state is not State.SWITCHED and (self.requests_sent or not core.is_idle):
+            raise ClientError("a connection becomes a tunnel only after a 101 or a 2xx to "
+                              "CONNECT, or before any request")
+        self.state = ConnState.TUNNEL
+        self._listener = self._on_writable = None
+        self._timer.cancel()
+        data, eof = core.trailing_data
+        transport = self._transport
+        lost = self._lost or transport is None
+        if not lost:
+            assert transport is not None
+            transport.set_protocol(_Tunnel(self, receiver))
+            if self._read_paused:
+                self.resume_reading()
+        if data:
+            receiver.data_received(data)
+        if eof:
+            receiver.eof_received()
+        if self._write_paused:
+            receiver.pause_writing()
+        if lost:
+            self._tunnel_lost(receiver, self._lost_exc if isinstance(self._lost_exc, Exception)
+                              else None)
+
+    def _tunnel_lost(self, receiver: TunnelReceiver, exc: Exception | None) -> None:
+        """The tunnel's transport is gone: tell *receiver*, then leave the pool's books."""
+        self._lost = True
+        try:
+            receiver.connection_lost(exc)
+        finally:
+            self.close("tunnel closed")
+
+    def write(self, data: bytes) -> None:
+        """Write raw bytes into the tunnel (see :meth:`switch`).
+
+        Raises:
+            ClientError: the connection is not a tunnel (HTTP goes through the core).
+        """
+        if self.state is not ConnState.TUNNEL:
+            raise ClientError("write() is for tunnels; send HTTP with send_request")
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def write_eof(self) -> None:
+        """Half-close the tunnel: no more bytes from our side (TCP FIN; not over TLS)."""
+        if self.state is not ConnState.TUNNEL:
+            raise ClientError("write_eof() is for tunnels")
+        transport = self._transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (a tunnel whose other side is slow)."""
+        if self._transport is not None and not self._read_paused:
+            self._read_paused = True
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the socket again after :meth:`pause_reading` (or after reading
+        paused with 1 MiB unparsed, for a :meth:`set_listener` caller)."""
+        if self._transport is not None and self._read_paused:
+            self._read_paused = False
+            self._transport.resume_reading()
 
     # --- the exchange -------------------------------------------------------------------------
 
@@ -394,6 +539,54 @@ class HTTPConnection(asyncio.Protocol):
             transport.write(data)
         except OSError as exc:
             raise self.lost_error(exc) from exc
+        return self._write_paused
+
+    def send_head_nowait(self, request: Request) -> bool:
+        """Write a request head whose body follows by :meth:`send_data_nowait` and
+        :meth:`send_end_nowait`, synchronously, for a caller without a task (see
+        :meth:`set_listener`). Return whether writing is paused: then wait for
+        ``upstream_writable`` before sending more.
+
+        Raises:
+            NothingWritten: the connection was already gone.
+            LocalProtocolError: the core refused the request; nothing was written.
+        """
+        transport = self._begin_request()
+        data = self.core.send(request)
+        self.requests_sent += 1
+        if self.requests_left is not None:
+            self.requests_left -= 1
+        self._write(transport, data)
+        return self._write_paused
+
+    def send_data_nowait(self, data: bytes) -> bool:
+        """Write a piece of the request body (framed by the core: chunked or counted
+        against Content-Length, RFC 9112 §6). Return whether writing is paused.
+
+        Raises:
+            ClosedBeforeResponse, ServerDisconnected: the connection broke (:meth:`lost_error`).
+            LocalProtocolError: more than the Content-Length, or no body may follow.
+        """
+        transport = self._transport
+        if self._lost or transport is None:
+            raise self.lost_error()
+        if data:
+            self._write(transport, self.core.send(Data(data)))
+        return self._write_paused
+
+    def send_end_nowait(self, trailers: Headers | None = None) -> bool:
+        """End the request body, with *trailers* if chunked (RFC 9112 §7.1.2). Return
+        whether writing is paused.
+
+        Raises:
+            ClosedBeforeResponse, ServerDisconnected: the connection broke.
+            LocalProtocolError: fewer bytes than the Content-Length were sent.
+        """
+        transport = self._transport
+        if self._lost or transport is None:
+            raise self.lost_error()
+        end = _END if trailers is None else EndOfMessage(trailers)
+        self._write(transport, self.core.send(end))
         return self._write_paused
 
     def _begin_request(self) -> asyncio.Transport:
@@ -691,6 +884,34 @@ class HTTPConnection(asyncio.Protocol):
         if self._lost or self._stale:
             return "server closed the connection"
         return "connection not clean after the exchange"
+
+
+class _Tunnel(asyncio.Protocol):
+    """The transport's protocol once its connection is a tunnel: every callback goes
+    straight to the receiver, and the loss also closes the connection, so the pool
+    counts it until then. (Set with ``set_protocol``, so HTTP traffic pays nothing
+    for tunnels.)"""
+
+    __slots__ = ("_conn", "_receiver")
+
+    def __init__(self, conn: HTTPConnection, receiver: TunnelReceiver) -> None:
+        self._conn = conn
+        self._receiver = receiver
+
+    def data_received(self, data: bytes) -> None:
+        self._receiver.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._receiver.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn._tunnel_lost(self._receiver, exc)
+
+    def pause_writing(self) -> None:
+        self._receiver.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._receiver.resume_writing()
 
 
 def _paused() -> ServerDisconnected:
