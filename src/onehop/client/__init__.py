@@ -2,8 +2,8 @@
 
 ``Client`` lends connections from a per-origin pool, reuses them only while
 clean and while the server allows (RFC 9112 §9.3, ``Keep-Alive`` hints), and
-resends a request at most once, only as :func:`is_retry_safe` decides
-(RFC 9112 §9.3.1).
+resends a request at most once, only as :func:`should_resend` decides from the
+error's type (RFC 9112 §9.3.1, RFC 9110 §9.2.2).
 """
 
 from typing import TYPE_CHECKING
@@ -13,8 +13,10 @@ from onehop.client.errors import (
     ClientClosed,
     ClientError,
     ClientTimeout,
+    ClosedBeforeResponse,
     ConnectError,
     ConnectTimeout,
+    NothingWritten,
     PipelinedRequestUnanswered,
     PoolTimeout,
     ReadTimeout,
@@ -22,6 +24,7 @@ from onehop.client.errors import (
     ServerDisconnected,
     WriteTimeout,
 )
+from onehop.client.exchange import should_resend
 from onehop.client.pool import Pool
 from onehop.client.retry import IDEMPOTENT_METHODS, is_retry_safe
 
@@ -34,9 +37,11 @@ __all__ = [
     "ClientClosed",
     "ClientError",
     "ClientTimeout",
+    "ClosedBeforeResponse",
     "ConnectError",
     "ConnectTimeout",
     "HTTPXTransport",
+    "NothingWritten",
     "PipelinedRequestUnanswered",
     "Pool",
     "PoolTimeout",
@@ -47,6 +52,7 @@ __all__ = [
     "Timeout",
     "WriteTimeout",
     "is_retry_safe",
+    "should_resend",
 ]
 
 

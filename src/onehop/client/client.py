@@ -3,10 +3,11 @@
 A request borrows a connection from the :class:`~onehop.client.pool.Pool`,
 writes the request, reads the head, and hands the body to the caller as an
 async iterator; when the body ends the connection goes back to the pool if it
-is clean (RFC 9112 §9.3), else it is closed. A request that fails on a reused
-connection before any response byte arrived is sent once more on a fresh
-connection when :func:`~onehop.client.retry.is_retry_safe` says so (RFC 9112
-§9.3.1); otherwise the error names the cause.
+is clean (RFC 9112 §9.3), else it is closed. A request that fails is sent once
+more on a fresh connection when :func:`~onehop.client.exchange.should_resend`
+says so (the connection was gone before a byte was written, or the keep-alive
+race with an idempotent request, RFC 9112 §9.3.1); otherwise the error names
+the cause.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from onehop.client.connection import HTTPConnection, Origin
 from onehop.client.errors import (
     ClientError,
     ClientTimeout,
+    ClosedBeforeResponse,
+    NothingWritten,
     ReadTimeout,
     ServerClosedIdle,
     ServerDisconnected,
     WriteTimeout,
 )
+from onehop.client.exchange import CLIENT_MAX_SENDS, Attempt, describe
 from onehop.client.pipeline import Pipeline
 from onehop.client.pool import Pool, default_ssl_context
-from onehop.client.retry import is_retry_safe
 from onehop.core import ConnectionInfo, Headers, Request, split_headers
 from onehop.core import Response as CoreResponse
-from onehop.errors import HopByHopInHeaders, RemoteProtocolError
+from onehop.errors import HopByHopInHeaders
 
 HeaderArg = Headers | dict[str, str] | list[tuple[str, str]] | list[tuple[bytes, bytes]] | None
 Body = bytes | AsyncIterable[bytes] | None
@@ -391,9 +394,10 @@ class Client:
         depth = self._pipeline_depth.get(origin, self._pipeline_default)
         if depth > 1:
             return await self._send_pipelined(origin, depth, request, content, replayable, url, t)
-        fresh = False
+        attempt = Attempt(request, replayable=replayable, max_sends=CLIENT_MAX_SENDS)
         pool = self.pool
         while True:
+            fresh = attempt.fresh
             conn = None if fresh else pool.acquire_idle(origin)
             if conn is not None:
                 reused = True
@@ -401,6 +405,7 @@ class Client:
                 conn, reused = await pool.acquire(
                     origin, pool_timeout=t.pool, connect_timeout=t.connect, fresh=fresh
                 )
+            attempt.begin(conn, reused)
             if self._trace is not None:
                 self._trace(
                     f"connection #{conn.id} {'reused' if reused else 'new'} for {method} {url}"
@@ -409,33 +414,19 @@ class Client:
             try:
                 await conn.send_request(request, content, t.write, self.continue_wait)
                 head = await conn.read_response_head(t.read)
-            except (OSError, ServerDisconnected, RemoteProtocolError) as exc:
-                cause = _cause(exc)
-                received = conn.bytes_received
-                conn.abort(cause)
-                if not fresh and is_retry_safe(
-                    request.method, request.headers, reused, received, replayable
-                ):
+            except BaseException as exc:
+                why = attempt.failed(exc, cause=_abort_cause(exc, method, url))
+                if why is None:
                     if self._trace is not None:
-                        self._trace(f"connection #{conn.id} failed ({cause}); "
+                        self._trace(f"connection #{conn.id} failed ({describe(exc)}); "
                                     f"retrying {method} on a new connection")
-                    fresh = True
                     continue
-                if reused and received == 0 and isinstance(exc, ServerDisconnected | OSError):
-                    raise ServerClosedIdle(
-                        f"{method} {url}: the server closed reused connection #{conn.id} before "
-                        f"answering ({cause}); not retried: "
-                        + _why_no_retry(request, replayable, fresh)
-                    ) from exc
-                if isinstance(exc, OSError):
-                    raise ServerDisconnected(f"{method} {url}: {cause}") from exc
-                raise
-            except ClientTimeout as exc:
-                conn.abort(f"{type(exc).__name__} during {method} {url}")
-                raise type(exc)(f"{method} {url}: {_timeout_text(exc, t)}") from None
-            except BaseException:
-                conn.abort("request cancelled")
-                raise
+                if attempt.intact:
+                    pool.give_back(conn)
+                failure = _failure(attempt, exc, why, method, url, t)
+                if failure is None:
+                    raise
+                raise failure from (None if isinstance(exc, ClientTimeout) else exc)
             return Response(
                 head,
                 method=method,
@@ -621,19 +612,35 @@ def _timeout_text(exc: ClientTimeout, t: Timeout) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _cause(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, ConnectionResetError):
-        return f"connection reset by the server ({text})"
-    if isinstance(exc, BrokenPipeError):
-        return f"broken pipe ({text})"
-    return text
+def _abort_cause(exc: BaseException, method: str, url: str) -> str | None:
+    """The ``close_reason`` for a connection whose exchange raised *exc* (None: *exc*)."""
+    if isinstance(exc, ClientTimeout):
+        return f"{type(exc).__name__} during {method} {url}"
+    if not isinstance(exc, Exception):
+        return "request cancelled"
+    return None
 
 
-def _why_no_retry(request: Request, replayable: bool, already_retried: bool) -> str:
-    if already_retried:
-        return "it already failed once on a fresh connection"
-    if not replayable:
-        return "its body is a stream that cannot be replayed"
-    return (f"{request.method.decode()} is not idempotent (RFC 9110 §9.2.2) and no "
-            "Idempotency-Key marks it safe to resend (RFC 9112 §9.3.1)")
+def _failure(
+    attempt: Attempt, exc: BaseException, why: str, method: str, url: str, t: Timeout
+) -> BaseException | None:
+    """The error to raise for a request that is not sent again; None: *exc* itself.
+
+    The keep-alive race that cannot be retried is :class:`ServerClosedIdle`, naming
+    the connection and *why* (RFC 9112 §9.3.1); timeouts and disconnects name the
+    request; anything else (a malformed answer, a local fault) goes up unchanged.
+    """
+    error = attempt.error
+    if isinstance(exc, ClientTimeout):
+        return type(exc)(f"{method} {url}: {_timeout_text(exc, t)}")
+    cause = describe(exc)
+    if attempt.reused and isinstance(error, NothingWritten | ClosedBeforeResponse):
+        conn = attempt.conn
+        assert conn is not None
+        return ServerClosedIdle(
+            f"{method} {url}: the server closed reused connection #{conn.id} before "
+            f"answering ({cause}); not retried: {why}"
+        )
+    if isinstance(exc, OSError) and isinstance(error, ServerDisconnected):
+        return type(error)(f"{method} {url}: {cause}")
+    return None

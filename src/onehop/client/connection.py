@@ -1,10 +1,13 @@
 """One client connection on asyncio: the core engine fed by an ``asyncio.Protocol``.
 
 A connection is ``NEW`` (being opened), ``ACTIVE`` (one exchange in flight),
-``IDLE`` (in the pool, clean) or ``CLOSED``. The protocol callbacks run on the
-event loop and only feed bytes to the core and wake the one waiting task;
-everything else runs in the task that owns the exchange (the pool lends a
-connection to exactly one task at a time), so no lock is needed.
+``IDLE`` (in the pool, clean), ``TUNNEL`` (switched to raw bytes after a 101 or
+for CONNECT: out of the pool's idle books for good, still counted against its
+limits until closed) or ``CLOSED``. The protocol callbacks run on the event
+loop and only feed bytes to the core and wake the one waiting task, or call
+the one listener (:meth:`HTTPConnection.set_listener`); everything else runs in
+the borrower that owns the exchange (the pool lends a connection to exactly
+one task or listener at a time), so no lock is needed.
 
 Because bytes are pushed to us, an idle connection that receives data or EOF
 is marked stale at once (``is_stale``): the pool discards it before reuse
@@ -18,10 +21,17 @@ import enum
 import itertools
 import time
 from collections.abc import AsyncIterable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 from onehop._aio import LazyTimer
-from onehop.client.errors import ReadTimeout, ServerDisconnected, WriteTimeout
+from onehop.client.errors import (
+    ClientError,
+    ClosedBeforeResponse,
+    NothingWritten,
+    ReadTimeout,
+    ServerDisconnected,
+    WriteTimeout,
+)
 from onehop.core import (
     NEED_DATA,
     ConnectionClosed,
@@ -33,6 +43,7 @@ from onehop.core import (
     Request,
     Response,
     Role,
+    State,
 )
 from onehop.core import Connection as CoreConnection
 
@@ -56,10 +67,37 @@ class ConnState(enum.Enum):
     NEW = "NEW"
     ACTIVE = "ACTIVE"
     IDLE = "IDLE"
+    TUNNEL = "TUNNEL"
     CLOSED = "CLOSED"
 
 
 _IDLE: Final = ConnState.IDLE
+
+
+class UpstreamListener(Protocol):
+    """What :meth:`HTTPConnection.set_listener` calls, from the event loop's callbacks."""
+
+    def upstream_readable(self) -> object:
+        """Bytes, EOF or the loss of the connection arrived: read ``conn.core``
+        (``next_event``) and ``conn.at_eof``."""
+
+    def upstream_writable(self) -> object:
+        """The transport takes bytes again after a pause (``conn.write_paused`` is False)."""
+
+
+class TunnelReceiver(Protocol):
+    """Where a tunnel's bytes go after :meth:`HTTPConnection.switch`: the
+    ``asyncio.Protocol`` callbacks, minus ``connection_made``."""
+
+    def data_received(self, data: bytes) -> object: ...
+
+    def eof_received(self) -> bool | None: ...
+
+    def connection_lost(self, exc: Exception | None) -> object: ...
+
+    def pause_writing(self) -> object: ...
+
+    def resume_writing(self) -> object: ...
 
 
 def usable_keep_alive(timeout: int) -> float:
@@ -111,8 +149,12 @@ class HTTPConnection(asyncio.Protocol):
         #: A final response that arrived while we waited for ``100 Continue``.
         self._early: Response | None = None
         self._body_skipped = False
+        #: A 1xx response arrived for the current request (its answer has begun).
+        self._informed = False
         #: Called instead of waking a task when bytes, EOF or loss arrive (see :meth:`listen`).
         self._listener: Callable[[], object] | None = None
+        #: Called when the transport resumes writing (see :meth:`set_listener`).
+        self._on_writable: Callable[[], object] | None = None
         # One lazily re-armed read timer for every wait, so a warm exchange costs
         # no timer churn; it times out the waiter in ``_waiter``.
         self._timer = LazyTimer(self._loop, self._read_timed_out)
@@ -178,6 +220,9 @@ class HTTPConnection(asyncio.Protocol):
         drain = self._drain_waiter
         if drain is not None and not drain.done():
             drain.set_result(None)
+        on_writable = self._on_writable
+        if on_writable is not None:
+            on_writable()
 
     def _wake(self) -> None:
         listener = self._listener
@@ -204,6 +249,26 @@ class HTTPConnection(asyncio.Protocol):
         """Whether the server closed its side (or the connection is gone): nothing more comes."""
         return self._eof or self._lost
 
+    def set_listener(self, listener: UpstreamListener | None) -> None:
+        """Have the connection's events call *listener* (None: stop) instead of waking a task.
+
+        ``listener.upstream_readable()`` when bytes, EOF or loss arrive (the
+        caller reads ``core`` and ``at_eof``); ``listener.upstream_writable()``
+        when the transport resumes writing after it paused (``write_paused``),
+        so a caller that streams a request body from callbacks
+        (:meth:`send_head_nowait`, :meth:`send_data_nowait`,
+        :meth:`send_end_nowait`) stops when they return True and goes on from
+        ``upstream_writable``: flow control without a task. One listener or
+        task owns the connection at a time. A listener that stops reading
+        while bytes pile up (over 1 MiB unparsed, reading pauses) calls
+        :meth:`resume_reading` when it reads on.
+        """
+        if listener is None:
+            self._listener = self._on_writable = None
+        else:
+            self._listener = listener.upstream_readable
+            self._on_writable = listener.upstream_writable
+
     def listen(self, callback: Callable[[], object] | None) -> None:
         """Have bytes, EOF and loss call *callback* (None: stop) instead of waking a task.
 
@@ -213,16 +278,30 @@ class HTTPConnection(asyncio.Protocol):
         wait after all, stops listening and hands over to a task that uses
         :meth:`read_response_head` and :meth:`wait_data`. Only one task or
         listener owns the connection at a time, so no waiter is pending meanwhile.
+        (:meth:`set_listener` is the same with a write-side callback too.)
         """
         self._listener = callback
+        self._on_writable = None
 
     @property
     def is_stale(self) -> bool:
         """The server sent bytes or closed while we were idle: never reuse (RFC 9112 §9.3.1)."""
         return self._stale or self._lost
 
+    def is_reusable(self, now: float) -> bool:
+        """Whether this idle connection may carry another request at monotonic time *now*.
+
+        The pool's one reuse check (RFC 9112 §9.3: both sides done and clean; §9.3.1:
+        nothing arrived while idle; RFC 7230 §A.1.2: within the server's Keep-Alive
+        hint), written out flat because it runs once per pooled request;
+        :meth:`reuse_refusal` says why not, and agrees with it.
+        """
+        return (not self._stale and not self._lost and now < self.expires_at
+                and self.core.is_idle)
+
     def reuse_refusal(self, now: float) -> str | None:
-        """Why this idle connection must not carry another request, or None if it may."""
+        """Why this idle connection must not carry another request, or None if it may
+        (None exactly when :meth:`is_reusable`)."""
         if self.is_stale:
             return self.close_reason or "server closed the idle connection"
         if now >= self.expires_at:
@@ -231,11 +310,29 @@ class HTTPConnection(asyncio.Protocol):
             return "connection not clean"
         return None
 
+    def return_unused(self) -> bool:
+        """Go back to IDLE after a lending that carried no request; return whether kept.
+
+        For a borrower that gave up before writing (a pool waiter that timed out
+        once served, a request the core refused): the connection is as clean as
+        when it was lent (RFC 9112 §9.3), else it is closed. One never used
+        starts its idle life now.
+        """
+        if self.state is not ConnState.ACTIVE:
+            return False
+        if not self.core.is_idle or self._lost or self._stale:
+            self.close("returned unused, but not clean")
+            return False
+        if self.expires_at == float("inf"):
+            self.expires_at = time.monotonic() + self.idle_timeout
+        self.state = ConnState.IDLE
+        return True
+
     def activate(self) -> None:
         """Take the connection for one exchange (the pool calls this when lending it)."""
         self.state = ConnState.ACTIVE
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str = "closed") -> None:
         """Close the socket now; idempotent. *reason* is kept for ``-v`` output and errors."""
         if self.state is ConnState.CLOSED:
             return
@@ -251,11 +348,97 @@ class HTTPConnection(asyncio.Protocol):
         if callback is not None:
             callback(self)
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str = "aborted") -> None:
         """Close without flushing (after a timeout or a broken exchange)."""
         if self._transport is not None:
             self._transport.abort()
         self.close(reason)
+
+    # --- tunnels ------------------------------------------------------------------------------
+
+    def switch(self, receiver: TunnelReceiver) -> None:
+        """Make the connection a tunnel: from now on raw bytes go to *receiver*.
+
+        After a ``101 Switching Protocols`` (RFC 9110 §15.2.2) or a 2xx to
+        CONNECT (RFC 9110 §9.3.6) the bytes on the connection are no longer
+        HTTP/1.1; or, for a CONNECT the proxy serves itself, before any request.
+        *receiver* first gets the bytes that came after the response head
+        (the core's ``trailing_data``), then whatever arrives, EOF, the loss of
+        the connection (exactly once), and the transport's pause/resume of
+        writing. Write with :meth:`write` and :meth:`write_eof`; hold reading
+        with :meth:`pause_reading`. The connection is ``TUNNEL`` from now on: it
+        never goes back to the pool's idle list, and it counts against the
+        pool's limits until it closes.
+
+        Raises:
+            ClientError: the connection is mid-exchange, idle in the pool, or closed.
+        """
+        core = self.core
+        if self.state is not ConnState.ACTIVE:
+            raise ClientError(f"cannot switch a {self.state.name} connection to a tunnel")
+        if core.their_state is not State.SWITCHED and (self.requests_sent or not core.is_idle):
+            raise ClientError("a connection becomes a tunnel only after a 101 or a 2xx to "
+                              "CONNECT, or before any request")
+        self.state = ConnState.TUNNEL
+        self._listener = self._on_writable = None
+        self._timer.cancel()
+        data, eof = core.trailing_data
+        transport = self._transport
+        lost = self._lost or transport is None
+        if not lost:
+            assert transport is not None
+            transport.set_protocol(_Tunnel(self, receiver))
+            if self._read_paused:
+                self.resume_reading()
+        if data:
+            receiver.data_received(data)
+        if eof:
+            receiver.eof_received()
+        if self._write_paused:
+            receiver.pause_writing()
+        if lost:
+            self._tunnel_lost(receiver, self._lost_exc if isinstance(self._lost_exc, Exception)
+                              else None)
+
+    def _tunnel_lost(self, receiver: TunnelReceiver, exc: Exception | None) -> None:
+        """The tunnel's transport is gone: tell *receiver*, then leave the pool's books."""
+        self._lost = True
+        try:
+            receiver.connection_lost(exc)
+        finally:
+            self.close("tunnel closed")
+
+    def write(self, data: bytes) -> None:
+        """Write raw bytes into the tunnel (see :meth:`switch`).
+
+        Raises:
+            ClientError: the connection is not a tunnel (HTTP goes through the core).
+        """
+        if self.state is not ConnState.TUNNEL:
+            raise ClientError("write() is for tunnels; send HTTP with send_request")
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def write_eof(self) -> None:
+        """Half-close the tunnel: no more bytes from our side (TCP FIN; not over TLS)."""
+        if self.state is not ConnState.TUNNEL:
+            raise ClientError("write_eof() is for tunnels")
+        transport = self._transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (a tunnel whose other side is slow)."""
+        if self._transport is not None and not self._read_paused:
+            self._read_paused = True
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the socket again after :meth:`pause_reading` (or after reading
+        paused with 1 MiB unparsed, for a :meth:`set_listener` caller)."""
+        if self._transport is not None and self._read_paused:
+            self._read_paused = False
+            self._transport.resume_reading()
 
     # --- the exchange -------------------------------------------------------------------------
 
@@ -282,7 +465,11 @@ class HTTPConnection(asyncio.Protocol):
         response.
 
         Raises:
-            ServerDisconnected: the connection was already gone.
+            NothingWritten: the connection was already gone.
+            ClosedBeforeResponse: it broke during the upload, before any response byte.
+            ServerDisconnected: it broke during the upload after the server began to answer.
+            LocalProtocolError: the core refused the request (or a body piece);
+                when it refused the head, nothing was written.
             WriteTimeout: the server did not take the bytes in time.
         """
         if body is None:
@@ -292,8 +479,11 @@ class HTTPConnection(asyncio.Protocol):
         core = self.core
         transport = self._begin_request()
         out = core.send(request)
-        if continue_wait is not None and body is not None and request.expects_continue:
-            transport.write(out)
+        self.requests_sent += 1
+        if self.requests_left is not None:
+            self.requests_left -= 1
+        if continue_wait is not None and request.expects_continue:
+            self._write(transport, out)
             out = b""
             if self._write_paused:
                 await self._drain(write_timeout)
@@ -301,26 +491,34 @@ class HTTPConnection(asyncio.Protocol):
             if self._early is not None:
                 self._body_skipped = True
                 return
-        if body is None or isinstance(body, bytes | bytearray | memoryview):
+        if isinstance(body, bytes | bytearray | memoryview):
             if body:
                 out += core.send(Data(bytes(body)))
             out += core.send(EndOfMessage())
-            transport.write(out)
+            self._write(transport, out)
             if self._write_paused:
                 await self._drain(write_timeout)
             return
-        transport.write(out)
+        self._write(transport, out)
         async for chunk in body:
             if chunk:
                 if self._lost:
-                    raise ServerDisconnected("server closed the connection during the upload")
-                transport.write(core.send(Data(bytes(chunk))))
+                    raise self.lost_error()
+                self._write(transport, core.send(Data(bytes(chunk))))
                 if self._write_paused:
                     await self._drain(write_timeout)
         end = EndOfMessage(trailers()) if trailers is not None else EndOfMessage()
-        transport.write(core.send(end))
+        self._write(transport, core.send(end))
         if self._write_paused:
             await self._drain(write_timeout)
+
+    def _write(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Write *data*; a socket error (seldom raised here: asyncio reports most
+        through ``connection_lost``) becomes the typed error of :meth:`lost_error`."""
+        try:
+            transport.write(data)
+        except OSError as exc:
+            raise self.lost_error(exc) from exc
 
     def send_request_nowait(self, request: Request) -> bool:
         """Write a request without content, synchronously: :meth:`send_request` with
@@ -328,27 +526,103 @@ class HTTPConnection(asyncio.Protocol):
         :meth:`drain` (the transport's buffer is full).
 
         Raises:
-            ServerDisconnected: the connection was already gone.
+            NothingWritten: the connection was already gone.
+            LocalProtocolError: the core refused the request; nothing was written.
         """
         transport = self._begin_request()
         core = self.core
-        transport.write(core.send(request) + core.send(_END))
-        return self._write_paused
-
-    def _begin_request(self) -> asyncio.Transport:
-        """Count a request about to be written; return the transport to write it to.
-
-        Raises:
-            ServerDisconnected: the connection was already gone.
-        """
-        transport = self._transport
-        self.bytes_received = 0
+        data = core.send(request) + core.send(_END)  # (LocalProtocolError: nothing written)
         self.requests_sent += 1
         if self.requests_left is not None:
             self.requests_left -= 1
+        try:
+            transport.write(data)
+        except OSError as exc:
+            raise self.lost_error(exc) from exc
+        return self._write_paused
+
+    def send_head_nowait(self, request: Request) -> bool:
+        """Write a request head whose body follows by :meth:`send_data_nowait` and
+        :meth:`send_end_nowait`, synchronously, for a caller without a task (see
+        :meth:`set_listener`). Return whether writing is paused: then wait for
+        ``upstream_writable`` before sending more.
+
+        Raises:
+            NothingWritten: the connection was already gone.
+            LocalProtocolError: the core refused the request; nothing was written.
+        """
+        transport = self._begin_request()
+        data = self.core.send(request)
+        self.requests_sent += 1
+        if self.requests_left is not None:
+            self.requests_left -= 1
+        self._write(transport, data)
+        return self._write_paused
+
+    def send_data_nowait(self, data: bytes) -> bool:
+        """Write a piece of the request body (framed by the core: chunked or counted
+        against Content-Length, RFC 9112 §6). Return whether writing is paused.
+
+        Raises:
+            ClosedBeforeResponse, ServerDisconnected: the connection broke (:meth:`lost_error`).
+            LocalProtocolError: more than the Content-Length, or no body may follow.
+        """
+        transport = self._transport
+        if self._lost or transport is None:
+            raise self.lost_error()
+        if data:
+            self._write(transport, self.core.send(Data(data)))
+        return self._write_paused
+
+    def send_end_nowait(self, trailers: Headers | None = None) -> bool:
+        """End the request body, with *trailers* if chunked (RFC 9112 §7.1.2). Return
+        whether writing is paused.
+
+        Raises:
+            ClosedBeforeResponse, ServerDisconnected: the connection broke.
+            LocalProtocolError: fewer bytes than the Content-Length were sent.
+        """
+        transport = self._transport
+        if self._lost or transport is None:
+            raise self.lost_error()
+        end = _END if trailers is None else EndOfMessage(trailers)
+        self._write(transport, self.core.send(end))
+        return self._write_paused
+
+    def _begin_request(self) -> asyncio.Transport:
+        """Check that a request can be written; return the transport to write it to.
+
+        Raises:
+            NothingWritten: the connection was already gone (Go's nothingWrittenError:
+                safe to send again elsewhere, whatever the method).
+        """
+        transport = self._transport
         if self._lost or transport is None or transport.is_closing():
-            raise ServerDisconnected("the connection was closed before the request was sent")
+            raise NothingWritten(
+                "the connection was closed before the request was sent"
+                + (f" ({self._lost_exc})" if self._lost_exc else "")
+            )
+        self.bytes_received = 0
         return transport
+
+    def lost_error(self, exc: OSError | None = None) -> ServerDisconnected:
+        """The error for a connection that broke after the request began to go out.
+
+        :class:`ClosedBeforeResponse` while no byte came back since the request was
+        written (RFC 9112 §9.3.1: the keep-alive race if the connection was reused),
+        else :class:`ServerDisconnected`. *exc* is the socket's error, if any.
+        """
+        exc = exc or (self._lost_exc if isinstance(self._lost_exc, OSError) else None)
+        text = "server closed the connection during the upload"
+        if isinstance(exc, ConnectionResetError):
+            text = "connection reset by the server during the upload"
+        if exc is not None:
+            text += f" ({exc})"
+        if self.bytes_received or self._informed:
+            return ServerDisconnected(text)
+        # (Pipelined, ``bytes_received`` also counts earlier answers since this request
+        # began: then this says ServerDisconnected, the cautious side.)
+        return ClosedBeforeResponse(text)
 
     async def drain(self, write_timeout: float | None) -> None:
         """Wait until the transport takes more bytes (after :meth:`send_request_nowait`).
@@ -365,7 +639,8 @@ class HTTPConnection(asyncio.Protocol):
         forever (an HTTP/1.0 server or proxy never sends 100).
 
         Raises:
-            ServerDisconnected: the server closed before answering.
+            ClosedBeforeResponse: the server closed before answering.
+            ServerDisconnected: it closed after an interim (1xx) response.
         """
         deadline = self._loop.time() + wait
         while True:
@@ -377,12 +652,13 @@ class HTTPConnection(asyncio.Protocol):
             except ReadTimeout:
                 return None
             if type(event) is InformationalResponse:
+                self._informed = True
                 if event.status_code == 100:
                     return None
                 continue
             if type(event) is Response:
                 return event
-            raise ServerDisconnected("server closed the connection without answering")
+            raise self._closed_unanswered()
 
     async def _drain(self, timeout: float | None) -> None:
         while self._write_paused and not self._lost:
@@ -397,7 +673,7 @@ class HTTPConnection(asyncio.Protocol):
                 if handle is not None:
                     handle.cancel()
         if self._lost:
-            raise ServerDisconnected("server closed the connection during the upload")
+            raise self.lost_error()
 
     def _prepare_wait(self, timeout: float | None) -> asyncio.Future[None]:
         """The future the next ``data_received``/EOF/close resolves (timed by *timeout*)."""
@@ -441,13 +717,16 @@ class HTTPConnection(asyncio.Protocol):
         responses"); without it they are skipped, as a user agent may.
 
         Raises:
-            ServerDisconnected: the server closed before a response began.
+            ClosedBeforeResponse: the server closed (or reset) before this response
+                began, or had answered an earlier pipelined request with ``close``.
+            ServerDisconnected: it closed after a 1xx, before the final response.
             ReadTimeout: nothing arrived within *timeout*.
             RemoteProtocolError: the server sent invalid HTTP.
         """
         early = self._early
         if early is not None:
             self._early = None
+            self._informed = False
             return early
         core = self.core
         # Nothing arrived since the request went out and nothing waits unparsed: the
@@ -468,19 +747,36 @@ class HTTPConnection(asyncio.Protocol):
                     self._timer.disarm()
                 continue
             if type(event) is Response:
+                self._informed = False  # (the next pipelined answer starts afresh)
                 return event
             if not isinstance(event, Event):
                 raise _paused()
             if type(event) is InformationalResponse:
+                self._informed = True
                 if on_informational is not None:
                     on_informational(event)
                 continue
             if type(event) is ConnectionClosed:
-                raise ServerDisconnected(
-                    "server closed the connection without answering"
-                    + (f" ({self._lost_exc})" if self._lost_exc else "")
-                )
+                raise self._closed_unanswered()
             raise ServerDisconnected(f"unexpected event {event!r}")  # pragma: no cover
+
+    def _closed_unanswered(self) -> ServerDisconnected:
+        """The core read EOF where this request's response should begin.
+
+        The core reports ``ConnectionClosed`` only between messages (EOF inside a
+        head is ``IncompleteMessage``), so no byte of this response arrived: that
+        is :class:`ClosedBeforeResponse`, unless a 1xx for it came first (the
+        server began to act on it).
+        """
+        text = "server closed the connection without answering"
+        exc = self._lost_exc
+        if isinstance(exc, ConnectionResetError):
+            text = "connection reset by the server before it answered"
+        if exc is not None:
+            text += f" ({exc})"
+        if self._informed:
+            return ServerDisconnected(text + " after an interim (1xx) response")
+        return ClosedBeforeResponse(text)
 
     async def read_chunk(self, timeout: float | None) -> bytes | None:
         """Return the next piece of the response body, or None at its end.
@@ -590,10 +886,39 @@ class HTTPConnection(asyncio.Protocol):
         return "connection not clean after the exchange"
 
 
+class _Tunnel(asyncio.Protocol):
+    """The transport's protocol once its connection is a tunnel: every callback goes
+    straight to the receiver, and the loss also closes the connection, so the pool
+    counts it until then. (Set with ``set_protocol``, so HTTP traffic pays nothing
+    for tunnels.)"""
+
+    __slots__ = ("_conn", "_receiver")
+
+    def __init__(self, conn: HTTPConnection, receiver: TunnelReceiver) -> None:
+        self._conn = conn
+        self._receiver = receiver
+
+    def data_received(self, data: bytes) -> None:
+        self._receiver.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._receiver.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn._tunnel_lost(self._receiver, exc)
+
+    def pause_writing(self) -> None:
+        self._receiver.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._receiver.resume_writing()
+
+
 def _paused() -> ServerDisconnected:
     # PAUSED: an earlier response on this connection ended it (``close``,
-    # RFC 9112 §9.6), so a pipelined request behind it gets no answer here.
-    return ServerDisconnected("the server answered an earlier request with Connection: close")
+    # RFC 9112 §9.6), so a pipelined request behind it gets no answer here: no byte
+    # of its response came (RFC 9112 §9.3.2 lets an idempotent one be resent).
+    return ClosedBeforeResponse("the server answered an earlier request with Connection: close")
 
 
 def _expire(fut: asyncio.Future[None], exc: type[Exception]) -> None:

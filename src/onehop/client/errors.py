@@ -42,6 +42,29 @@ class ServerDisconnected(ClientError):
     """The server closed the connection before the response was complete (RFC 9112 §9.6)."""
 
 
+class NothingWritten(ServerDisconnected):
+    """The connection was already gone: not one byte of the request was written.
+
+    Go's ``nothingWrittenError``. The server cannot have seen the request, so it
+    may go out again on another connection whatever its method, if its body can
+    be produced again: RFC 9110 §9.2.2 allows a retry when the client has "some
+    means to detect that the original request was never applied".
+    """
+
+
+class ClosedBeforeResponse(ServerDisconnected):
+    """The server closed or reset the connection after the request was written,
+    before any byte of its response.
+
+    On a reused connection this is the keep-alive race (RFC 9112 §9.3.1): the
+    server closed while the connection was idle and never read the request, or
+    read it and failed. Which, the client cannot tell, so only a request that is
+    idempotent (RFC 9110 §9.2.2) or carries an ``Idempotency-Key`` may be resent.
+    A pipelined request behind a response that ended the connection gets this
+    too (RFC 9112 §9.3.2: it was never answered).
+    """
+
+
 class ServerClosedIdle(ServerDisconnected):
     """The server closed a reused connection before answering: the keep-alive race.
 

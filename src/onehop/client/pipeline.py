@@ -7,8 +7,8 @@ for its turn (the previous exchange's body read to the end) before reading.
 
 When the server closes, or answers ``Connection: close``, the requests behind
 that response are never answered on this connection. The unanswered ones are
-resent on a new connection when :func:`is_retry_safe` allows (idempotent, or
-an ``Idempotency-Key``; a replayable body); the others fail with
+resent on a new connection when :func:`~onehop.client.exchange.should_resend`
+allows (idempotent, or an ``Idempotency-Key``; a replayable body); the others fail with
 :class:`PipelinedRequestUnanswered` naming the cause. RFC 9112 §9.3.2: "A client
 that pipelines requests SHOULD retry unanswered requests if the connection
 closes before it receives all of the corresponding responses." (Resent
@@ -28,13 +28,15 @@ from typing import Final
 
 from onehop.client.connection import ConnState, HTTPConnection, Origin
 from onehop.client.errors import PipelinedRequestUnanswered, ServerDisconnected
+from onehop.client.exchange import Attempt, describe
 from onehop.client.pool import Pool
-from onehop.client.retry import is_retry_safe
 from onehop.core import Request
 from onehop.core import Response as CoreResponse
 from onehop.errors import RemoteProtocolError
 
 #: Times one request is sent at most (the first send and two resends after closes).
+#: More than the client's two: a deep pipeline can lose the same unanswered request
+#: to two ``close`` answers in a row (RFC 9112 §9.3.2 asks for the retry).
 MAX_SENDS: Final = 3
 Trace = Callable[[str], None]
 
@@ -129,16 +131,16 @@ class Pipeline:
         """
         method = request.method.decode()
         loop = asyncio.get_running_loop()
-        sends = 0
+        attempt = Attempt(request, replayable=replayable, max_sends=MAX_SENDS)
         while True:
-            sends += 1
             async with self._lock:
                 lane = self.lane
                 if lane is None or not lane.can_take():
                     if lane is not None and self.lane is lane:
                         self.lane = None  # its exchanges finish; new ones go elsewhere
                     conn, was_reused = await self.pool.acquire(
-                        self.origin, pool_timeout=pool_timeout, connect_timeout=connect_timeout
+                        self.origin, pool_timeout=pool_timeout, connect_timeout=connect_timeout,
+                        fresh=attempt.fresh,
                     )
                     lane = self.lane = Lane(self, conn, was_reused)
                 conn = lane.conn
@@ -149,58 +151,45 @@ class Pipeline:
                 prev = lane.tail
                 turn: asyncio.Future[None] = loop.create_future()
                 lane.tail = turn
+                attempt.begin(conn, reused)
                 if self._trace is not None:
                     self._trace(f"connection #{conn.id} {'reused' if reused else 'new'} for "
                                 f"{method} {url} (pipelined, {lane.in_flight} in flight)")
                 try:
                     await conn.send_request(request, content, write_timeout)
-                except (OSError, ServerDisconnected) as exc:
-                    conn.abort(str(exc) or type(exc).__name__)
+                except BaseException as exc:
+                    gone = isinstance(exc, ServerDisconnected | OSError)
+                    why = attempt.failed(
+                        exc, cause=None if gone else "pipelined request not fully written")
+                    # (``intact``: the core refused the head; the lane's other exchanges go on.)
                     lane.leave(turn, None)
-                    if sends < MAX_SENDS and is_retry_safe(
-                        request.method, request.headers, reused, 0, replayable
-                    ):
+                    if why is None:
                         continue
-                    raise
-                except BaseException:
-                    conn.abort("pipelined request not fully written")
-                    lane.leave(turn, None)
                     raise
             try:
                 if prev is not None:
                     await prev
                 head = await conn.read_response_head(read_timeout)
-            except (OSError, ServerDisconnected) as exc:
-                cause = lane.ended_by or str(exc) or type(exc).__name__
-                conn.abort(cause)
+            except BaseException as exc:
+                if isinstance(exc, ServerDisconnected | OSError):
+                    cause = lane.ended_by or describe(exc)
+                elif isinstance(exc, RemoteProtocolError):
+                    cause = "invalid response"
+                else:
+                    cause = "pipelined request cancelled"
+                why = attempt.failed(exc, cause=cause)
                 lane.leave(turn, None)
-                if sends < MAX_SENDS and is_retry_safe(
-                    request.method, request.headers, reused, 0, replayable
-                ):
+                if why is None:
                     if self._trace is not None:
                         self._trace(f"connection #{conn.id} ended ({cause}); resending "
                                     f"unanswered {method} {url} on another connection")
                     continue
-                raise PipelinedRequestUnanswered(
-                    f"{method} {url}: pipelined as request {position + 1} on connection "
-                    f"#{conn.id}, but {cause} before answering it; not resent: "
-                    + _why_not(request, replayable, sends)
-                ) from exc
-            except RemoteProtocolError:
-                conn.abort("invalid response")
-                lane.leave(turn, None)
-                raise
-            except BaseException:
-                conn.abort("pipelined request cancelled")
-                lane.leave(turn, None)
+                if isinstance(attempt.error, ServerDisconnected):
+                    raise PipelinedRequestUnanswered(
+                        f"{method} {url}: pipelined as request {position + 1} on connection "
+                        f"#{conn.id}, but {cause} before answering it; not resent: {why}"
+                    ) from exc
                 raise
             return lane, head, reused, turn
 
 
-def _why_not(request: Request, replayable: bool, sends: int) -> str:
-    if sends >= MAX_SENDS:
-        return f"it was already sent {sends} times"
-    if not replayable:
-        return "its body is a stream that cannot be replayed"
-    return (f"{request.method.decode()} is not idempotent (RFC 9110 §9.2.2) and no "
-            "Idempotency-Key marks it safe to resend (RFC 9112 §9.3.2)")

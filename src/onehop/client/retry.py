@@ -9,6 +9,10 @@ fresh connection that fails is a real failure, not the keep-alive race), only
 when no response byte arrived (after that the server has answered, or is
 answering, and a resend could apply the request twice), and only when the body
 can be produced again.
+
+:func:`onehop.client.exchange.should_resend` applies these rules to a typed
+error; :func:`is_retry_safe` states them over counters, for callers that have
+no error type to read.
 """
 
 from __future__ import annotations
@@ -25,6 +29,19 @@ _CONSENT_FIELD: Final = b"idempotency-key"
 
 def _b(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode("latin-1")
+
+
+def is_idempotent_request(
+    method: bytes | str, headers: Iterable[tuple[bytes | str, bytes | str]]
+) -> bool:
+    """Whether sending the request twice has the effect of sending it once, as far as
+    the client can know: an idempotent method (RFC 9110 §9.2.2), or an
+    ``Idempotency-Key`` field by which the caller says so. Method names are
+    case-sensitive (RFC 9110 §9.1): ``get`` is not ``GET``.
+    """
+    if _b(method) in IDEMPOTENT_METHODS:
+        return True
+    return any(_b(name).lower() == _CONSENT_FIELD for name, _ in headers)
 
 
 def is_retry_safe(
@@ -45,6 +62,4 @@ def is_retry_safe(
     """
     if not reused or bytes_received or not body_replayable:
         return False
-    if _b(method) in IDEMPOTENT_METHODS:
-        return True
-    return any(_b(name).lower() == _CONSENT_FIELD for name, _ in headers)
+    return is_idempotent_request(method, headers)
