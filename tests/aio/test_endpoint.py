@@ -91,7 +91,9 @@ def _proxy(rules: dict[str, Any]) -> Iterator[Target]:
 
 
 @pytest.fixture(params=["asgi", "proxy"])
-def serve(request: pytest.FixtureRequest) -> Callable[..., contextlib.AbstractContextManager[Target]]:
+def serve(
+    request: pytest.FixtureRequest,
+) -> Callable[..., contextlib.AbstractContextManager[Target]]:
     """``serve(**rules)``: the role under test with these connection rules."""
     return lambda **rules: (_asgi if request.param == "asgi" else _proxy)(rules)
 

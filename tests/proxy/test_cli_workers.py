@@ -1,5 +1,6 @@
-"""``onehop proxy --workers 2`` as a real process tree: two workers share one listening
-socket, both answer, and SIGTERM to the parent stops every one of them."""
+"""``onehop proxy --workers 2`` as a real process tree: a supervisor and two spawned
+workers sharing one listening socket; both answer, a dead worker is restarted, and
+SIGTERM to the supervisor stops every one of them (the same runner as ``onehop serve``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import is_alive, wait_for
+from tests.helpers import is_alive, wait_for, workers_of
 from tests.proxy.helpers import RawUpstream, free_port, read_head
 
 pytestmark = pytest.mark.timeout(60)
@@ -87,7 +88,7 @@ def proxy_process(*args: str) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        seen.update(tree(proc.pid))
+        seen.update(tree(proc.pid) + sorted(workers_of(proc.pid)))
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
@@ -105,18 +106,18 @@ def get(port: int) -> bytes:
         return out
 
 
-def test_workers_2_share_the_port_answer_and_sigterm_stops_all() -> None:
-    """``--workers 2`` forks one more worker onto the same listening socket: two
-    processes, one socket inode between them, requests served by both (each has its
-    own upstream pool, so the origin sees connections from two processes), and a
-    SIGTERM to the parent stops both."""
+def test_workers_2_share_the_port_answer_restart_and_sigterm_stops_all() -> None:
+    """``--workers 2``: two worker processes under a supervisor, one socket inode between
+    them, requests served by both (each has its own upstream pool, so the origin sees
+    connections from two processes), a killed worker replaced, and a SIGTERM to the
+    supervisor stops them all."""
     origin = Origin()
     with RawUpstream(origin) as up:
         port = free_port()
         with proxy_process("--listen", f"127.0.0.1:{port}", "--upstream",
                            f"http://127.0.0.1:{up.port}", "--workers", "2") as proc:
-            assert wait_for(lambda: len(tree(proc.pid)) == 2), "two worker processes expected"
-            workers = tree(proc.pid)
+            assert wait_for(lambda: len(workers_of(proc.pid)) == 2), "two workers expected"
+            workers = sorted(workers_of(proc.pid))
             assert wait_for(lambda: get_ok(port)), "the proxy does not answer"
             listening = [socket_inodes(pid) for pid in workers]
             assert listening[0] & listening[1], "the workers do not share the listening socket"
@@ -140,9 +141,15 @@ def test_workers_2_share_the_port_answer_and_sigterm_stops_all() -> None:
 
             assert wait_for(burst, 20), f"not every worker served: {owners()} of {workers}"
 
+            os.kill(workers[0], signal.SIGKILL)
+            assert wait_for(lambda: len(workers_of(proc.pid) - {workers[0]}) == 2, 15), (
+                "the dead worker was not replaced")
+            assert wait_for(lambda: get_ok(port))
+            everyone = workers_of(proc.pid)
+
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0
-            assert wait_for(lambda: not any(is_alive(pid) for pid in workers), 10)
+            assert wait_for(lambda: not any(is_alive(pid) for pid in everyone), 10)
 
 
 def get_ok(port: int) -> bool:

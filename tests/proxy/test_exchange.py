@@ -587,4 +587,7 @@ def test_half_close_before_the_answer_counts_as_gone(pool_state: str) -> None:
             assert client.recv(100) == b""  # closed, nothing answered
         finally:
             client.close()
-        assert wait_for(lambda: any(b"/half" in h for _, h in rec.heads), 2)
+        if pool_state == "warm":
+            # Lent at once, the request went up before the FIN was read; cold, the exchange
+            # ends before the upstream connection opens, so it need not go up at all.
+            assert wait_for(lambda: any(b"/half" in h for _, h in rec.heads), 2)

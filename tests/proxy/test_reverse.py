@@ -116,7 +116,7 @@ def test_smuggling_inputs_never_reach_upstream(
 def test_refused_upstream_gives_502_with_text_body() -> None:
     with ProxyThread(upstreams=[f"http://127.0.0.1:{free_port()}"]) as p:
         resp = p.get("/")
-    assert resp.status == 502 and resp.body.startswith(b"Bad gateway")
+    assert resp.status == 502 and resp.body.startswith(b"Bad Gateway")
 
 
 def _malformed(sock: socket.socket, index: int) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, is_alive, wait_for
+from tests.helpers import free_port, is_alive, wait_for, workers_of
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -61,23 +61,6 @@ def get(port: int, timeout: float = 10) -> tuple[int, bytes]:
             time.sleep(0.05)
         finally:
             conn.close()
-
-
-def workers_of(pid: int) -> set[int]:
-    """Live worker processes (multiprocessing spawn children) of the supervisor *pid*."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmdline:
-            found.add(int(entry.name))
-    return found
 
 
 

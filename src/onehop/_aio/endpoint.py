@@ -424,27 +424,42 @@ class ServerEndpoint(asyncio.Protocol):
 
     def resume_reading(self) -> None:
         """Let bytes flow again, and hand on events the core may already hold."""
-        if self.read_paused and self.transport is not None and self._parsing:
+        if not self.read_paused or self.transport is None:
+            return
+        if self._parsing:
             self.read_paused = False
             self.transport.resume_reading()
             # Events may already be parsed-ready (the body's end arrived with the
             # chunk that made us pause): no new bytes would ever pull them out.
             self._pump()
+        elif self.mode is _TUNNEL:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def write_eof(self) -> None:
+        """Half-close a tunnel: no more bytes from our side (TCP FIN)."""
+        transport = self.transport
+        if transport is not None and self.mode is _TUNNEL and transport.can_write_eof():
+            transport.write_eof()
 
     # --- responding ---------------------------------------------------------------------------
 
-    def response_connection(self, conn: ConnectionInfo = NO_CONNECTION_INFO) -> ConnectionInfo:
+    def response_connection(self, conn: ConnectionInfo = NO_CONNECTION_INFO, *,
+                            body_unwanted: bool = False) -> ConnectionInfo:
         """The connection part for the response being started, from the handler's own
         (*conn*: connection-specific fields it wants sent, say ``Upgrade``).
 
-        The endpoint adds ``close`` when this connection ends after the response
-        (its request limit, or shutdown: RFC 9112 §9.6) and the ``Keep-Alive``
-        hint when configured (RFC 7230 §A.1.2); ``Connection`` and framing
-        fields are the core's, ``Keep-Alive`` the endpoint's, and are dropped.
+        The endpoint adds ``close`` when this connection ends after the response:
+        its request limit, shutdown (RFC 9112 §9.6), or, with *body_unwanted* (the
+        handler will not read the rest of the request body), a rest too long to
+        read and discard (:meth:`_drops_rest`). It adds the ``Keep-Alive`` hint
+        when configured (RFC 7230 §A.1.2). ``Connection`` and framing fields are
+        the core's, ``Keep-Alive`` the endpoint's: the handler's are dropped.
         """
         config = self.config
         limit = config.max_requests_per_connection
-        close = self.state.shutting_down or (limit is not None and self.requests >= limit)
+        close = self.state.shutting_down or (limit is not None and self.requests >= limit) or (
+            body_unwanted and self._drops_rest())
         mode = config.keep_alive_header
         if close or mode == "never" or (mode == "http10" and self.request_version != b"1.0"):
             if not close and conn is NO_CONNECTION_INFO:
@@ -511,14 +526,20 @@ class ServerEndpoint(asyncio.Protocol):
             return
         if self.body_complete:
             self._next()
-            return
-        # The answer came before the request body ended. A short rest is read and
-        # discarded (the connection goes on after it); a long or unknown one is not
-        # worth reading: close, lingering so the client still reads the answer (RFC
-        # 9112 §9.6; Go's server draws the line at 256 KiB too).
-        left = self.core.body_left
-        if left is None or left > DRAIN_LIMIT:
+        elif self._drops_rest():
             self.close()
+        # else: the short rest of the body is read and discarded; its end goes on.
+
+    def _drops_rest(self) -> bool:
+        """After an answer that came before the request body ended: whether the rest is
+        not worth reading. A short rest is read and discarded (the connection goes on
+        after it); a long or unknown one is not: the connection closes, lingering so
+        the client still reads the answer (RFC 9112 §9.6; Go's server draws the line at
+        256 KiB too)."""
+        if self.body_complete:
+            return False
+        left = self.core.body_left
+        return left is None or left > DRAIN_LIMIT
 
     def _next(self) -> None:
         """The exchange is over: wait for the next request (or parse it, if buffered)."""
@@ -548,7 +569,8 @@ class ServerEndpoint(asyncio.Protocol):
             self.abort()
             return
         if not close:
-            response, body = error_response(status, text, self.response_connection())
+            response, body = error_response(
+                status, text, self.response_connection(body_unwanted=True))
             core = self.core
             try:
                 data = core.send(response) + core.send(Data(body)) + core.send(_END)

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from onehop._aio.endpoint import CLOSE
 from onehop._aio.tunnel import Pipe
 from onehop.client.connection import HTTPConnection, Origin
 from onehop.client.errors import (
@@ -343,9 +342,11 @@ class Exchange:
         outbound = self.outbound
         try:
             if self.has_body:
-                conn.send_head(outbound)
-            elif conn.send_request_nowait(outbound):
-                pass  # (the transport buffers it; the read deadline covers a stuck upstream)
+                conn.send_head_nowait(outbound)
+            else:
+                # (A full transport buffer needs no wait: the answer is awaited anyway,
+                # and the read deadline covers an upstream that takes nothing.)
+                conn.send_request_nowait(outbound)
         except (ClientError, LocalProtocolError, OSError) as exc:
             self._send_failed(exc)
             return
@@ -385,8 +386,12 @@ class Exchange:
         conn = self.conn
         assert conn is not None
         self.body_sent = True
-        conn.send_data(data)
-        if conn.write_paused:
+        try:
+            paused = conn.send_data_nowait(data)
+        except (ClientError, LocalProtocolError) as exc:
+            self._send_failed(exc)
+            return
+        if paused:
             # The upstream is slow to take the body: stop reading the client until it does.
             self.endpoint.pause_reading()
             self.inbound.arm(Deadline.UPSTREAM_WRITE, self.proxy.config.timeouts.write)
@@ -407,7 +412,10 @@ class Exchange:
             trailers, self.request.connection.options,
             underscores=self.proxy.config.headers.underscores is hop.Underscores.PASS,
         ) if trailers and hop.request_is_chunked(self.outbound) else None
-        conn.send_end(fields)
+        try:
+            conn.send_end_nowait(fields)
+        except (ClientError, LocalProtocolError) as exc:
+            self._send_failed(exc)
 
     def upstream_writable(self) -> None:
         if self.step is _AWAIT_HEAD and not self.body_done and self.response is None:
@@ -476,13 +484,11 @@ class Exchange:
         upstream = self.upstream
         if upstream is not None and upstream.failures:
             upstream.succeeded()
-        # The upstream answered before the whole request body went up: the rest
-        # cannot be skipped safely, so the client connection ends after the answer.
-        close = not self.body_done
-        if close and self.has_body:
-            self.endpoint.pause_reading()
+        # The upstream answered before the whole request body went up: the rest is not
+        # forwarded; the endpoint reads and discards a short rest, or closes after
+        # the answer (and says so in it).
         out = self.inbound.down_fields.response(
-            response, self.endpoint.response_connection(CLOSE if close else NO_CONNECTION_INFO))
+            response, self.endpoint.response_connection(body_unwanted=not self.body_done))
         hook = self.proxy.response_hook
         if hook is not None:
             self._run_hook(hook(response, out), self._response_hooked)
@@ -494,10 +500,8 @@ class Exchange:
         if out is None or not isinstance(out, Response):
             response = self.response
             assert response is not None
-            close = not self.body_done
             out = self.inbound.down_fields.response(
-                response,
-                self.endpoint.response_connection(CLOSE if close else NO_CONNECTION_INFO))
+                response, self.endpoint.response_connection(body_unwanted=not self.body_done))
         self._begin_relay(out)
 
     # --- RELAY --------------------------------------------------------------------------------
@@ -510,8 +514,7 @@ class Exchange:
         except LocalProtocolError as exc:
             conn.abort(f"response cannot be forwarded: {exc}")
             self.conn = None
-            self._fail(502, f"Bad Gateway: upstream response cannot be forwarded ({exc})",
-                       close=not self.body_done)
+            self._fail(502, f"Bad Gateway: upstream response cannot be forwarded ({exc})")
             return
         self.relay = Relay(self.endpoint.core, conn.core, head, response.connection.options)
         self.step = _RELAY
@@ -623,10 +626,7 @@ class Exchange:
         self.step = Step.TUNNEL
         self.inbound.disarm()
         conn.set_listener(None)
-        client_transport = endpoint.transport
-        assert client_transport is not None
-        pipe = Pipe(client_transport, conn.transport, endpoint.close,
-                    lambda: conn.close("tunnel closed"))
+        pipe = Pipe(endpoint, conn)
         self._log(status)
         conn.switch(pipe.b)
         endpoint.switch(pipe.a)
@@ -676,7 +676,7 @@ class Exchange:
             text = f"Gateway Timeout: the upstream did not answer in time ({describe(exc)})"
         else:
             text = f"Bad Gateway: {describe(exc)}"
-        self._fail(status, text, close=self.has_body and (self.body_sent or not self.body_done))
+        self._fail(status, text)
 
     def deadline_passed(self, deadline: Deadline) -> None:
         """The inbound timer fired for *deadline*."""
@@ -721,8 +721,6 @@ class Exchange:
         self.step = _DONE_STEP
         self.inbound.disarm()
         self._log(status)
-        if self.response is not None or (not self.body_done and self.has_body):
-            close = True
         self.endpoint.send_error(status, text, close=close)
 
     def _log(self, status: int) -> None:
