@@ -394,10 +394,12 @@ class Client:
         depth = self._pipeline_depth.get(origin, self._pipeline_default)
         if depth > 1:
             return await self._send_pipelined(origin, depth, request, content, replayable, url, t)
-        attempt = Attempt(request, replayable=replayable, max_sends=CLIENT_MAX_SENDS)
+        # The attempt's books are opened at the first failure: the request that succeeds
+        # at once (nearly every one) pays nothing for them.
+        attempt: Attempt | None = None
         pool = self.pool
         while True:
-            fresh = attempt.fresh
+            fresh = attempt is not None
             conn = None if fresh else pool.acquire_idle(origin)
             if conn is not None:
                 reused = True
@@ -405,7 +407,6 @@ class Client:
                 conn, reused = await pool.acquire(
                     origin, pool_timeout=t.pool, connect_timeout=t.connect, fresh=fresh
                 )
-            attempt.begin(conn, reused)
             if self._trace is not None:
                 self._trace(
                     f"connection #{conn.id} {'reused' if reused else 'new'} for {method} {url}"
@@ -415,6 +416,9 @@ class Client:
                 await conn.send_request(request, content, t.write, self.continue_wait)
                 head = await conn.read_response_head(t.read)
             except BaseException as exc:
+                if attempt is None:
+                    attempt = Attempt(request, replayable=replayable, max_sends=CLIENT_MAX_SENDS)
+                attempt.begin(conn, reused)
                 why = attempt.failed(exc, cause=_abort_cause(exc, method, url))
                 if why is None:
                     if self._trace is not None:

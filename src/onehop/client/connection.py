@@ -72,6 +72,8 @@ class ConnState(enum.Enum):
 
 
 _IDLE: Final = ConnState.IDLE
+_ACTIVE: Final = ConnState.ACTIVE
+_CLOSED: Final = ConnState.CLOSED
 
 
 class UpstreamListener(Protocol):
@@ -330,7 +332,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def activate(self) -> None:
         """Take the connection for one exchange (the pool calls this when lending it)."""
-        self.state = ConnState.ACTIVE
+        self.state = _ACTIVE
 
     def close(self, reason: str = "closed") -> None:
         """Close the socket now; idempotent. *reason* is kept for ``-v`` output and errors."""
@@ -847,7 +849,7 @@ class HTTPConnection(asyncio.Protocol):
         was sent or received, and no EOF was seen; the server's ``Keep-Alive``
         hints (RFC 7230 §A.1.2) shorten the idle life and cap the requests.
         """
-        if self.state is ConnState.CLOSED:
+        if self.state is _CLOSED:
             return False
         core = self.core
         if not core.is_idle or self._lost or self._stale:
@@ -869,7 +871,7 @@ class HTTPConnection(asyncio.Protocol):
                        if self.requests_left == 0 else "server's Keep-Alive timeout too short")
             return False
         self.expires_at = time.monotonic() + life
-        self.state = ConnState.IDLE
+        self.state = _IDLE
         return True
 
     def _why_not_persistent(self, response: Response) -> str:

@@ -111,9 +111,10 @@ def describe(exc: BaseException) -> str:
 class Attempt:
     """One request on its way to an answer: how many sends so far, on which connection.
 
-    The sender calls :meth:`begin` with each connection it sends on, and
-    :meth:`failed` with whatever a send raised; ``failed`` aborts the connection
-    and applies :func:`should_resend`. No method awaits, so the proxy's
+    The sender calls :meth:`begin` with each connection it sends on (at the
+    latest when that send fails: the client opens the books only then), and
+    :meth:`failed` with whatever a send raised; ``failed`` aborts the
+    connection and applies :func:`should_resend`. No method awaits, so the proxy's
     event-loop callbacks use it as a task does. Owned by one sender; no lock.
     """
 

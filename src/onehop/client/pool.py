@@ -69,6 +69,7 @@ Trace = Callable[[str], None]
 #: connections released close together share one timer firing.
 SWEEP_SLACK: Final = 0.05
 _INF: Final = float("inf")
+_IDLE: Final = ConnState.IDLE
 
 
 class _Waiter:
@@ -352,7 +353,7 @@ class Pool:
     def _try_now(self, origin: Origin, fresh: bool) -> HTTPConnection | _Slot | None:
         """Serve a newcomer at once if that jumps no queue: an idle connection when its
         origin has no queue, a slot when nobody waits on the total limit; else None."""
-        if origin in self._queues:
+        if self._queues and origin in self._queues:
             return None  # FIFO: the origin's waiters go first
         if not fresh:
             conn = self._take_idle(origin)
@@ -449,7 +450,7 @@ class Pool:
         queued (they go first) or the pool is closed; the caller then awaits
         :meth:`acquire` (or uses :meth:`lend`).
         """
-        if self._closed or origin in self._queues:
+        if self._closed or (self._queues and origin in self._queues):
             return None
         return self._take_idle(origin)
 
@@ -632,7 +633,7 @@ class Pool:
 
     def release(self, conn: HTTPConnection) -> None:
         """Take a connection back: idle if it finished clean, else it is already closed."""
-        if conn.state is ConnState.IDLE and not self._closed:
+        if conn.state is _IDLE and not self._closed:
             idle = self._idle.get(conn.origin)
             if idle is None:  # (not ``setdefault``: no new list per release)
                 idle = self._idle[conn.origin] = []
