@@ -157,7 +157,10 @@ def test_upstream_100_continue_not_relayed_proxy_answers_expect_itself_rfc9110_1
         first = recv_until(s, lambda b: b"\r\n\r\n" in b)
         assert first.startswith(b"HTTP/1.1 100 ")
         s.sendall(b"abc")
-        out = first + recv_until(s, _ends_with_body(b"\r\n\r\nok"))
+        # (The upstream answers without reading the body, and the proxy relays an answer
+        # as soon as it comes, RFC 9112 §9.3: the 200 may have come with the 100.)
+        done = _ends_with_body(b"\r\n\r\nok")
+        out = first if done(first) else first + recv_until(s, lambda b: done(first + b))
     assert out.count(b" 100 ") == 1
     assert b"expect" not in up.wait()[0].lower()
     out = _ask(p.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",

@@ -103,6 +103,7 @@ _AWAIT_HEAD: Final = Step.AWAIT_HEAD
 _RELAY: Final = Step.RELAY
 _DONE_STEP: Final = Step.DONE
 _READ: Final = Deadline.UPSTREAM_READ
+_NO_DEADLINE: Final = Deadline.NONE
 
 
 class Exchange:
@@ -130,6 +131,7 @@ class Exchange:
         "relay",
         "request",
         "response",
+        "reused",
         "step",
         "t0",
         "t_up",
@@ -160,7 +162,10 @@ class Exchange:
         self.conn: HTTPConnection | None = None
         self.loan: Loan | None = None
         self.task: asyncio.Task[None] | None = None
+        #: The sends so far, made at the first failure (most exchanges never need one).
         self.attempt: Attempt | None = None
+        #: The connection lent last carried an earlier exchange.
+        self.reused = False
         self.response: Response | None = None
         self.relay: Relay | None = None
         #: The request has content to stream up; pieces parsed before an upstream
@@ -288,14 +293,11 @@ class Exchange:
     def _acquire(self) -> None:
         """Ask the pool for a connection: at once when one is idle, else wait (event)."""
         self.step = _ACQUIRE
-        attempt = self.attempt
-        if attempt is None:
-            attempt = self.attempt = Attempt(self.outbound, replayable=True,
-                                             max_sends=MAX_SENDS)
         origin = self.origin
         assert origin is not None
         pool = self.proxy.pool
-        fresh = attempt.fresh or self.upgrade == b"connect"
+        # A resend goes on a new connection (RFC 9112 §9.3.1), and so does a CONNECT.
+        fresh = self.attempt is not None or self.upgrade == b"connect"
         conn = None if fresh else pool.acquire_idle(origin)
         if conn is not None:
             self._lent(conn, True)
@@ -313,7 +315,7 @@ class Exchange:
         self.loan = None
         if self.step is _DONE_STEP:
             return
-        self.inbound.disarm()
+        self.inbound.deadline = _NO_DEADLINE
         upstream, group = self.upstream, self.group
         timed_out = not isinstance(exc, ConnectError)
         if upstream is not None and group is not None:
@@ -332,9 +334,11 @@ class Exchange:
     def _lent(self, conn: HTTPConnection, reused: bool) -> None:
         """A connection for this exchange: send the request (or open the tunnel)."""
         self.loan = None
-        self.inbound.disarm()
-        assert self.attempt is not None
-        self.attempt.begin(conn, reused)
+        inbound = self.inbound
+        inbound.deadline = _NO_DEADLINE
+        if self.attempt is not None:
+            self.attempt.begin(conn, reused)
+        self.reused = reused
         self.conn = conn
         if self.upgrade == b"connect":
             self._open_tunnel(None)
@@ -352,11 +356,10 @@ class Exchange:
             return
         self.step = _AWAIT_HEAD
         conn.set_listener(self)
-        self.inbound.arm(_READ, self.proxy.config.timeouts.read)
+        inbound.deadline = _READ
+        inbound.timer.arm(self.proxy.config.timeouts.read)
         if self.has_body:
             self._start_upload()
-        elif conn.core.buffered or conn.at_eof:
-            self.upstream_readable()  # (something arrived while the connection was idle)
 
     # --- the request body (streams up from the client's callbacks) ------------------------------
 
@@ -425,14 +428,13 @@ class Exchange:
     # --- AWAIT_HEAD -----------------------------------------------------------------------------
 
     def upstream_readable(self) -> None:
+        """Bytes, EOF or loss on the upstream connection: read the head, or relay on."""
         step = self.step
         if step is _RELAY:
             self._relay()
-        elif step is _AWAIT_HEAD:
-            self._read_head()
-        # else (a response hook runs): the bytes wait in the core.
-
-    def _read_head(self) -> None:
+            return
+        if step is not _AWAIT_HEAD:
+            return  # (a response hook runs: the bytes wait in the core)
         conn = self.conn
         assert conn is not None
         ucore = conn.core
@@ -480,7 +482,7 @@ class Exchange:
     def _got_head(self, response: Response) -> None:
         self.response = response
         self.t_up = time.monotonic() - self.t0
-        self.inbound.disarm()
+        self.inbound.deadline = _NO_DEADLINE
         upstream = self.upstream
         if upstream is not None and upstream.failures:
             upstream.succeeded()
@@ -534,7 +536,7 @@ class Exchange:
                 endpoint.write(relay.take())
                 if endpoint.flow.write_paused:
                     self.waiting_client = True  # (``on_writable`` goes on)
-                    self.inbound.disarm()
+                    self.inbound.deadline = _NO_DEADLINE
                     return
                 if state is NEED_DATA:
                     self.inbound.arm(_READ, self.proxy.config.timeouts.read)
@@ -565,7 +567,7 @@ class Exchange:
         assert conn is not None and response is not None
         self.conn = None
         self.step = _DONE_STEP
-        self.inbound.disarm()
+        self.inbound.deadline = _NO_DEADLINE
         conn.set_listener(None)
         if conn.finish_exchange(response):
             self.proxy.pool.release(conn)
@@ -624,7 +626,7 @@ class Exchange:
             return
         self.conn = None
         self.step = Step.TUNNEL
-        self.inbound.disarm()
+        self.inbound.deadline = _NO_DEADLINE
         conn.set_listener(None)
         pipe = Pipe(endpoint, conn)
         self._log(status)
@@ -637,9 +639,14 @@ class Exchange:
         """Sending, or waiting for the head, failed: resend on a fresh connection when
         :func:`~onehop.client.exchange.should_resend` says so, else answer."""
         attempt = self.attempt
-        assert attempt is not None
-        self.inbound.disarm()
         conn = self.conn
+        if attempt is None:
+            # The first failure: the books start now, with the send that failed.
+            attempt = self.attempt = Attempt(self.outbound, replayable=True,
+                                             max_sends=MAX_SENDS)
+            if conn is not None:
+                attempt.begin(conn, self.reused)
+        self.inbound.deadline = _NO_DEADLINE
         self.conn = None
         if conn is not None:
             conn.set_listener(None)
@@ -701,7 +708,7 @@ class Exchange:
         if self.step is _DONE_STEP or self.step is Step.TUNNEL:
             return
         self.step = _DONE_STEP
-        self.inbound.disarm()
+        self.inbound.deadline = _NO_DEADLINE
         loan, self.loan = self.loan, None
         if loan is not None:
             loan.cancel()
@@ -719,7 +726,7 @@ class Exchange:
     def _fail(self, status: int, text: str, *, close: bool = False) -> None:
         """Answer with a short text (the proxy's own answer: nothing relayed)."""
         self.step = _DONE_STEP
-        self.inbound.disarm()
+        self.inbound.deadline = _NO_DEADLINE
         self._log(status)
         self.endpoint.send_error(status, text, close=close)
 
@@ -730,13 +737,11 @@ class Exchange:
             return
         req = self.request
         relay = self.relay
-        attempt = self.attempt
         origin = self.origin
         access_log.info(
             '%s "%s %s HTTP/%s" %d %d upstream=%s upstream_time=%.3f conn=%s',
             self.inbound.client, req.method.decode("latin-1"), req.target.decode("latin-1"),
             req.http_version.decode(), status, relay.nbytes if relay is not None else 0,
             f"{origin[1]}:{origin[2]}" if origin is not None else "-", self.t_up,
-            "-" if attempt is None or attempt.conn is None else (
-                "reused" if attempt.reused else "new"),
+            "-" if self.t_up == 0.0 else ("reused" if self.reused else "new"),
         )
