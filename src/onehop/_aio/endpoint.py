@@ -1,37 +1,22 @@
 """The one server-role driver: a transport, a core connection and the rules around them.
 
-:class:`ServerEndpoint` is the ``asyncio.Protocol`` for every connection a
-server or proxy accepts (Go's ``conn.serve``, hyper's ``Dispatcher``). It owns
-what the role needs whatever answers the requests:
+:class:`ServerEndpoint` is the ``asyncio.Protocol`` of every connection a server or
+proxy accepts (Go's ``conn.serve``, hyper's ``Dispatcher``). It owns the core
+:class:`~onehop.core.Connection` (requests answered one at a time, in order: RFC
+9112 §9.3.2), read and write flow control (no new request while the client does not
+read its answers), one timer with a named :class:`Deadline` (idle keep-alive; the
+header timeout, armed once per head so a client dripping bytes gets 408; the body
+timeout), the error answer from a core error's ``status_hint`` with ``Date`` and
+``close``, the 503 overload answer, the response's connection part (``close`` when
+the connection ends after it, the ``Keep-Alive`` hint), the one keep-or-close
+decision after a response (:meth:`ServerEndpoint.finish`), lingering close (RFC 9112
+§9.6), graceful shutdown, and tunnel mode after a ``101`` or a ``CONNECT`` 2xx.
 
-- the core :class:`~onehop.core.Connection` (parse, frame, persistence), fed
-  from ``data_received``; requests are answered one at a time, in order (RFC
-  9112 §9.3.2): the core yields the next pipelined request only after the
-  previous response ended;
-- read flow control (the handler pauses reading while it cannot take body
-  bytes; unparsed pipelined bytes pause it too) and write flow control
-  (:class:`FlowControl`; no new request is taken while the client does not
-  read its answers);
-- one timer with a named :class:`Deadline`: idle keep-alive, the header
-  timeout (armed once per head, so a client dripping a head byte by byte
-  gets 408 after ``header_timeout``), the body timeout;
-- the error answer from a core error's ``status_hint``, with ``Date`` and
-  ``close`` (RFC 9112 §2.2, §9.6), and the overload answer (503);
-- what a response's connection part says: ``close`` when this connection ends
-  after it (request limit, shutdown), the ``Keep-Alive`` hint (RFC 7230
-  §A.1.2); keep-or-close after a response is decided in one place,
-  :meth:`ServerEndpoint.complete`;
-- lingering close (RFC 9112 §9.6) and graceful shutdown;
-- tunnel mode after ``101`` or a ``CONNECT`` 2xx: raw bytes go to a receiver.
-
-What answers a request is a handler, called through plain callbacks, never
-coroutines, so a handler that can answer from the event loop (the proxy's
-warm exchange) pays for no task: the ASGI server, the proxy and the demo
-origin are handlers. A :class:`ConnectionHandler` is made per connection by the
-listener's factory; it makes a :class:`RequestHandler` per request.
-
-Everything runs on the event loop's thread: no locks. The endpoint's mode is
-an explicit :class:`Mode`.
+What answers requests is a handler (:mod:`onehop._aio.handlers`) called through
+plain callbacks, never coroutines, so one that can answer from the event loop (the
+proxy's warm exchange) pays for no task: the ASGI server, the proxy and the demo
+origin are handlers. Everything runs on the loop's thread: no locks. The mode is an
+explicit :class:`Mode`.
 """
 
 from __future__ import annotations
@@ -39,11 +24,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from onehop._aio.dates import DATE
 from onehop._aio.flow import FlowControl
+from onehop._aio.handlers import (
+    CLOSE,
+    HandlerFactory,
+    RequestHandler,
+    TunnelReceiver,
+    error_response,
+)
 from onehop._aio.serving import ServingState
 from onehop._aio.timer import LazyTimer
 from onehop.core import (
@@ -54,10 +44,8 @@ from onehop.core import (
     ConnectionInfo,
     Data,
     EndOfMessage,
-    Headers,
     InformationalResponse,
     Request,
-    Response,
     Role,
     State,
     reason_phrase,
@@ -89,33 +77,6 @@ class Deadline(enum.Enum):
     BODY = "body"  #: no piece of a request body being read for ``body_timeout``
 
 
-class RequestHandler(Protocol):
-    """Answers one request; all calls come from the event loop and must not block."""
-
-    def on_body(self, data: bytes) -> None:
-        """A piece of the request body (call ``endpoint.pause_reading()`` to stop more)."""
-
-    def on_end(self, trailers: Headers) -> None:
-        """The request body is complete."""
-
-    def on_writable(self) -> None:
-        """The client took our output (its transport went below the low-water mark)."""
-
-    def on_lost(self) -> None:
-        """The connection is gone or cut, or the request was abandoned (an error answered)."""
-
-
-class ConnectionHandler(Protocol):
-    """Makes the handler for each request on one connection."""
-
-    def on_request(self, endpoint: ServerEndpoint, request: Request) -> RequestHandler:
-        """Begin answering *request* (it may be answered before this returns); return
-        the handler that gets its body and the connection's news."""
-        ...
-
-
-HandlerFactory = Callable[["ServerEndpoint"], ConnectionHandler]
-
 _IDLE: Final = Mode.IDLE
 _HEAD: Final = Mode.HEAD
 _EXCHANGE: Final = Mode.EXCHANGE
@@ -127,53 +88,18 @@ _BODY_DEADLINE: Final = Deadline.BODY
 #: After an early answer, a request body rest up to this size is read and discarded, so
 #: the connection persists; past it (or of unknown size) the connection closes instead.
 DRAIN_LIMIT: Final = 256 * 1024
-_CLOSE_OPTION: Final = frozenset({b"close"})
 _END: Final = EndOfMessage()
-_NO_OPTIONS: Final[frozenset[bytes]] = frozenset()
-#: The connection part of a response that only adds ``close`` (shared, read-only).
-CLOSE: Final = ConnectionInfo(options=_CLOSE_OPTION)
 #: Hop-by-hop fields a handler may not send in a response's connection part: the
 #: core writes Connection and framing itself, and Keep-Alive is the endpoint's.
 _OWNED_FIELDS: Final = frozenset(
     {b"connection", b"transfer-encoding", b"keep-alive", b"proxy-connection"}
 )
-#: Shared ``Keep-Alive`` connection parts by (timeout, requests left); cleared past this.
-_KEEP_ALIVE_INFOS: Final[dict[tuple[int, int], ConnectionInfo]] = {}
-_KEEP_ALIVE_INFOS_SIZE: Final = 4096
-
-
-def error_response(status: int, text: str,
-                   connection: ConnectionInfo | None = None) -> tuple[Response, bytes]:
-    """A short ``text/plain`` answer with ``Date``; its connection part ``close`` (RFC
-    9112 §9.6) unless *connection* says otherwise."""
-    body = text.encode("utf-8", "replace") + b"\n"
-    headers = [
-        (b"Content-Type", b"text/plain; charset=utf-8"),
-        (b"Content-Length", b"%d" % len(body)),
-        (b"Date", DATE.get()),
-    ]
-    return Response(status, headers, connection=CLOSE if connection is None else connection), body
 
 
 def _addr(value: Any) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) >= 2:
         return (str(value[0]), int(value[1]))
     return None
-
-
-class TunnelReceiver(Protocol):
-    """What takes a connection's bytes after it switched protocols (an asyncio.Protocol's
-    receiving half)."""
-
-    def data_received(self, data: bytes) -> None: ...
-
-    def eof_received(self) -> bool | None: ...
-
-    def connection_lost(self, exc: Exception | None) -> None: ...
-
-    def pause_writing(self) -> None: ...
-
-    def resume_writing(self) -> None: ...
 
 
 class ServerEndpoint(asyncio.Protocol):
@@ -328,70 +254,79 @@ class ServerEndpoint(asyncio.Protocol):
         if self._pumping or self.read_paused:
             return
         self._pumping = True
-        core = self.core
-        flow = self.flow
         try:
-            while self._parsing:
-                if flow.write_paused and self.current is None:
-                    # The client is not reading its answers: take no new request until
-                    # it does (``resume_writing`` pumps), so a pipelining client cannot
-                    # make us buffer every answer.
-                    return
-                try:
-                    event = core.next_event()
-                except IncompleteMessage:
-                    self._client_gone()
-                    return
-                except RemoteProtocolError as exc:
-                    error_log.info("%s: %d %s", self._peer(), exc.status_hint, exc.msg)
-                    self.send_error(exc.status_hint,
-                                    f"{reason_phrase(exc.status_hint).decode()}: {exc.msg}")
-                    return
-                kind = type(event)
-                if kind is Data:
-                    current = self.current
-                    if current is not None and not self.response_complete:
-                        current.on_body(event.data)  # type: ignore[union-attr]
-                        if self.read_paused:
-                            return
-                    # else: the answer is out (or was refused): the rest is discarded.
-                elif kind is EndOfMessage:
-                    self.body_complete = True
-                    if self._deadline is _BODY_DEADLINE:
-                        self._disarm()
-                    if self.response_complete:
-                        self._next()  # the body outlived its response: go on
-                    else:
-                        current = self.current
-                        if current is not None:
-                            current.on_end(event.trailers)  # type: ignore[union-attr]
-                elif kind is Request:
-                    self._start(event)  # type: ignore[arg-type]
-                elif event is NEED_DATA:
-                    mode = self.mode
-                    if mode is _EXCHANGE:
-                        if not self.body_complete and self.config.body_timeout is not None:
-                            # (restarted by every piece that arrives)
-                            self._arm(_BODY_DEADLINE, self.config.body_timeout)
-                    elif mode is _IDLE and core.buffered:
-                        self.mode = _HEAD  # armed once per head, not once per piece
-                        self._arm(Deadline.HEADER, self.config.header_timeout)
-                    return
-                elif event is PAUSED:
-                    if core.must_close:
-                        if self.current is None:
-                            self.close()
-                    elif core.buffered > self.config.read_high_water:
-                        self._pause()
-                    return
-                elif kind is ConnectionClosed:
-                    if self.current is None:
-                        self.close()
-                    return
-                else:  # pragma: no cover - the core yields nothing else to a server
-                    return
+            self._pump_events()
+        except Exception:  # a handler's bug must cost its connection only
+            error_log.exception("%s: request handler failed", self._peer())
+            if self.mode is _EXCHANGE and not self.response_started:
+                self.send_error(500, "Internal Server Error")
+            else:
+                self.abort()
         finally:
             self._pumping = False
+
+    def _pump_events(self) -> None:
+        core = self.core
+        flow = self.flow
+        while self._parsing:
+            if flow.write_paused and self.current is None:
+                # The client is not reading its answers: take no new request until
+                # it does (``resume_writing`` pumps), so a pipelining client cannot
+                # make us buffer every answer.
+                return
+            try:
+                event = core.next_event()
+            except IncompleteMessage:
+                self._client_gone()
+                return
+            except RemoteProtocolError as exc:
+                error_log.info("%s: %d %s", self._peer(), exc.status_hint, exc.msg)
+                self.send_error(exc.status_hint,
+                                f"{reason_phrase(exc.status_hint).decode()}: {exc.msg}")
+                return
+            kind = type(event)
+            if kind is Data:
+                current = self.current
+                if current is not None and not self.response_complete:
+                    current.on_body(event.data)  # type: ignore[union-attr]
+                    if self.read_paused:
+                        return
+                # else: the answer is out (or was refused): the rest is discarded.
+            elif kind is EndOfMessage:
+                self.body_complete = True
+                if self._deadline is _BODY_DEADLINE:
+                    self._disarm()
+                if self.response_complete:
+                    self._next()  # the body outlived its response: go on
+                else:
+                    current = self.current
+                    if current is not None:
+                        current.on_end(event.trailers)  # type: ignore[union-attr]
+            elif kind is Request:
+                self._start(event)  # type: ignore[arg-type]
+            elif event is NEED_DATA:
+                mode = self.mode
+                if mode is _EXCHANGE:
+                    if not self.body_complete and self.config.body_timeout is not None:
+                        # (restarted by every piece that arrives)
+                        self._arm(_BODY_DEADLINE, self.config.body_timeout)
+                elif mode is _IDLE and core.buffered:
+                    self.mode = _HEAD  # armed once per head, not once per piece
+                    self._arm(Deadline.HEADER, self.config.header_timeout)
+                return
+            elif event is PAUSED:
+                if core.must_close:
+                    if self.current is None:
+                        self.close()
+                elif core.buffered > self.config.read_high_water:
+                    self._pause()
+                return
+            elif kind is ConnectionClosed:
+                if self.current is None:
+                    self.close()
+                return
+            else:  # pragma: no cover - the core yields nothing else to a server
+                return
 
     def _start(self, request: Request) -> None:
         # (No timer call: a deadline of NONE makes the pending handle lapse, see _timer_fired.)
@@ -466,7 +401,7 @@ class ServerEndpoint(asyncio.Protocol):
                 return conn
             ka = None
         else:
-            ka = self._keep_alive_info()
+            ka = config.keep_alive_hint(self.requests)
         if conn is NO_CONNECTION_INFO:
             # Shared, known-valid parts: the core serializes each once.
             return CLOSE if ka is None else ka
@@ -478,23 +413,6 @@ class ServerEndpoint(asyncio.Protocol):
         if ka is not None:
             fields += ka.fields.raw()
         return ConnectionInfo(options=options, fields=fields)
-
-    def _keep_alive_info(self) -> ConnectionInfo:
-        """A ``connection`` part announcing ``Keep-Alive``, from the real idle timer and
-        request limit; shared per (timeout, requests left), so the core writes it once."""
-        timeout = int(self.config.idle_timeout)
-        limit = self.config.max_requests_per_connection
-        left = -1 if limit is None else limit - self.requests
-        info = _KEEP_ALIVE_INFOS.get((timeout, left))
-        if info is None:
-            if len(_KEEP_ALIVE_INFOS) >= _KEEP_ALIVE_INFOS_SIZE:
-                _KEEP_ALIVE_INFOS.clear()
-            value = b"timeout=%d" % timeout if left < 0 else b"timeout=%d, max=%d" % (
-                timeout, left)
-            info = _KEEP_ALIVE_INFOS[timeout, left] = ConnectionInfo._trusted(
-                _NO_OPTIONS, [(b"keep-alive", b"Keep-Alive", value)]
-            )
-        return info
 
     def write(self, data: bytes) -> None:
         """Hand bytes to the transport (nothing once the connection is closing)."""

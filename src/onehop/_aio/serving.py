@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from onehop.core import Limits
+from onehop.core import ConnectionInfo, Limits
 
 if TYPE_CHECKING:
     from onehop._aio.endpoint import ServerEndpoint
@@ -29,6 +29,9 @@ logger: Final = logging.getLogger("onehop.error")
 
 #: ``keep_alive_header`` values: when to announce ``Keep-Alive: timeout=N, max=M``.
 KEEP_ALIVE_HEADER_CHOICES: Final = ("never", "http10", "always")
+#: Shared ``Keep-Alive`` connection parts by (timeout, requests left); cleared past this.
+_KEEP_ALIVE_HINTS: Final[dict[tuple[int, int], ConnectionInfo]] = {}
+_KEEP_ALIVE_HINTS_SIZE: Final = 4096
 
 
 @dataclass
@@ -72,6 +75,25 @@ class ServingConfig:
     limit_concurrency: int | None = None
     read_high_water: int = 64 * 1024
     half_close_abandons: bool = False
+
+    def keep_alive_hint(self, requests: int) -> ConnectionInfo:
+        """A response's connection part announcing ``Keep-Alive: timeout=N, max=M`` (RFC
+        7230 §A.1.2) after *requests* on the connection, from the real idle timer and
+        request limit. Shared per (timeout, requests left), so the core writes each once:
+        the hint changes on every response of a connection, but every connection goes
+        through the same few values."""
+        timeout = int(self.idle_timeout)
+        limit = self.max_requests_per_connection
+        left = -1 if limit is None else limit - requests
+        info = _KEEP_ALIVE_HINTS.get((timeout, left))
+        if info is None:
+            if len(_KEEP_ALIVE_HINTS) >= _KEEP_ALIVE_HINTS_SIZE:
+                _KEEP_ALIVE_HINTS.clear()
+            value = b"timeout=%d" % timeout if left < 0 else b"timeout=%d, max=%d" % (
+                timeout, left)
+            info = _KEEP_ALIVE_HINTS[timeout, left] = ConnectionInfo._trusted(
+                frozenset(), [(b"keep-alive", b"Keep-Alive", value)])
+        return info
 
     def __post_init__(self) -> None:
         if self.keep_alive_header not in KEEP_ALIVE_HEADER_CHOICES:

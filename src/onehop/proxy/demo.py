@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from onehop._aio.endpoint import ServerEndpoint
+from onehop._aio.handlers import Endpoint
 from onehop._aio.serving import ServingConfig, ServingState
 from onehop.core import Data, EndOfMessage, Headers, Request, Response
 
@@ -29,7 +30,7 @@ class EchoConnection:
         self.id = next(_ids)
         self.count = 0
 
-    def on_request(self, endpoint: ServerEndpoint, request: Request) -> EchoRequest:
+    def on_request(self, endpoint: Endpoint, request: Request) -> EchoRequest:
         return EchoRequest(self, endpoint, request)
 
 
@@ -38,7 +39,7 @@ class EchoRequest:
 
     __slots__ = ("body", "conn", "endpoint", "request")
 
-    def __init__(self, conn: EchoConnection, endpoint: ServerEndpoint, request: Request) -> None:
+    def __init__(self, conn: EchoConnection, endpoint: Endpoint, request: Request) -> None:
         self.conn = conn
         self.endpoint = endpoint
         self.request = request

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from onehop._aio.tunnel import Pipe
 from onehop.client.connection import HTTPConnection, Origin
 from onehop.client.errors import (
     ClientError,
@@ -59,15 +58,15 @@ from onehop.core import (
 from onehop.core.headers import NO_CONNECTION_INFO
 from onehop.errors import LocalProtocolError, RemoteProtocolError
 from onehop.proxy import hop
-from onehop.proxy.forward import BadForwardTarget, ForwardDenied, parse_absolute, split_authority
+from onehop.proxy.forward import BadForwardTarget, ForwardDenied, parse_absolute
 from onehop.proxy.relay import DONE, Relay
+from onehop.proxy.tunnels import ConnectRefused, connect_target, join, switch_head
 
 if TYPE_CHECKING:
     from onehop.proxy.inbound import Inbound
     from onehop.proxy.upstreams import Upstream, UpstreamGroup
 
 log: Final = logging.getLogger("onehop.proxy")
-access_log: Final = logging.getLogger("onehop.proxy.access")
 
 #: A request goes upstream at most twice: once more on a fresh connection after the
 #: keep-alive race (RFC 9112 §9.3.1).
@@ -242,7 +241,7 @@ class Exchange:
         self.outbound = outbound
         hook = proxy.request_hook
         if hook is not None:
-            self._run_hook(hook(req, outbound), self._request_hooked)
+            self._call_hook(hook, req, outbound, self._request_hooked)
             return
         self._acquire()
 
@@ -268,8 +267,15 @@ class Exchange:
             return False
         return True
 
-    def _run_hook(self, result: Any, then: Callable[[Any], None]) -> None:
-        """Go on with a hook's *result*, in a task when it is awaitable."""
+    def _call_hook(self, hook: Callable[[Any, Any], Any], received: Any, outbound: Any,
+                   then: Callable[[Any], None]) -> None:
+        """Call a user hook and go on with its result, in a task when it is awaitable; a
+        hook that raises is our fault: 500 with a log line, never the upstream's."""
+        try:
+            result = hook(received, outbound)
+        except Exception:
+            self._hook_failed()
+            return
         if not inspect.isawaitable(result):
             then(result)
             return
@@ -279,14 +285,17 @@ class Exchange:
             try:
                 value = await result
             except Exception:
-                log.exception("client %s: hook failed", self.inbound.client)
-                self._abandon_upstream("hook failed")
-                self._fail(500, "Internal Server Error: a proxy hook failed", close=True)
+                self._hook_failed()
                 return
             if self.step is not _DONE_STEP:
                 then(value)
 
         self.task = self.endpoint.loop.create_task(wait())
+
+    def _hook_failed(self) -> None:
+        log.exception("client %s: proxy hook failed", self.inbound.client)
+        self._abandon_upstream("hook failed")
+        self._fail(500, "Internal Server Error: a proxy hook failed", close=True)
 
     # --- ACQUIRE ------------------------------------------------------------------------------
 
@@ -493,7 +502,7 @@ class Exchange:
             response, self.endpoint.response_connection(body_unwanted=not self.body_done))
         hook = self.proxy.response_hook
         if hook is not None:
-            self._run_hook(hook(response, out), self._response_hooked)
+            self._call_hook(hook, response, out, self._response_hooked)
             return
         self._begin_relay(out)
 
@@ -579,23 +588,10 @@ class Exchange:
     def _start_connect(self) -> None:
         """CONNECT (RFC 9110 §9.3.6): a forward proxy opens TCP to an allowed host:port,
         through the pool (its limits apply), answers 200 and tunnels."""
-        forward = self.proxy.config.forward
-        if forward is None:
-            self._fail(405, "Method Not Allowed: CONNECT is not served here (not a forward "
-                            "proxy)")
-            return
-        if hop.request_has_body(self.request):
-            self._fail(400, "Bad Request: a CONNECT request has no content (RFC 9110 §9.3.6)",
-                       close=True)
-            return
         try:
-            host, port = split_authority(self.request.target, 443)
-            forward.check(host, port, connect=True)
-        except BadForwardTarget as exc:
-            self._fail(400, f"Bad Request: {exc}")
-            return
-        except ForwardDenied as exc:
-            self._fail(403, f"Forbidden: {exc}")
+            host, port = connect_target(self.request, self.proxy.config.forward)
+        except ConnectRefused as exc:
+            self._fail(exc.status, exc.text, close=exc.close)
             return
         self.origin = ("http", host, port)
         self.upgrade = b"connect"
@@ -603,21 +599,11 @@ class Exchange:
 
     def _open_tunnel(self, switch: InformationalResponse | None) -> None:
         """Answer 101 (*switch*, the upstream's) or CONNECT's 200, then join the client's
-        and the upstream's transports in a :class:`~onehop._aio.tunnel.Pipe`."""
+        connection and the upstream's (:func:`~onehop.proxy.tunnels.join`)."""
         conn = self.conn
         assert conn is not None
         endpoint = self.endpoint
-        via = hop.via(self.request.http_version, self.proxy.config.headers)
-        head: Response | InformationalResponse
-        if switch is None:
-            head = Response(200, Headers._trusted([via]))
-            status = 200
-        else:
-            fields = [*switch.headers.fields, via]
-            chosen = switch.connection.fields.get_all(b"upgrade") or [self.upgrade]
-            head = InformationalResponse(101, Headers._trusted(fields), switch.reason,
-                                         ConnectionInfo(["upgrade"], [(b"Upgrade", chosen[0])]))
-            status = 101
+        head = switch_head(self.request, switch, self.upgrade, self.proxy.config.headers)
         try:
             endpoint.write(endpoint.core.send(head))
         except LocalProtocolError as exc:
@@ -628,10 +614,8 @@ class Exchange:
         self.step = Step.TUNNEL
         self.inbound.deadline = _NO_DEADLINE
         conn.set_listener(None)
-        pipe = Pipe(endpoint, conn)
-        self._log(status)
-        conn.switch(pipe.b)
-        endpoint.switch(pipe.a)
+        self._log(head.status_code)
+        join(endpoint, conn)
 
     # --- failures -----------------------------------------------------------------------------
 
@@ -733,15 +717,8 @@ class Exchange:
     def _log(self, status: int) -> None:
         proxy = self.proxy
         proxy.requests += 1
-        if not proxy.log_access or not access_log.isEnabledFor(logging.INFO):
-            return
-        req = self.request
-        relay = self.relay
-        origin = self.origin
-        access_log.info(
-            '%s "%s %s HTTP/%s" %d %d upstream=%s upstream_time=%.3f conn=%s',
-            self.inbound.client, req.method.decode("latin-1"), req.target.decode("latin-1"),
-            req.http_version.decode(), status, relay.nbytes if relay is not None else 0,
-            f"{origin[1]}:{origin[2]}" if origin is not None else "-", self.t_up,
-            "-" if self.t_up == 0.0 else ("reused" if self.reused else "new"),
-        )
+        if proxy.log_access:
+            relay = self.relay
+            self.inbound.log_access(
+                self.request, status, relay.nbytes if relay is not None else 0, self.origin,
+                self.t_up, None if self.t_up == 0.0 else self.reused)

@@ -10,6 +10,7 @@ timer its exchanges use for their deadlines, and starts one
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Final
 
 from onehop._aio.timer import LazyTimer
@@ -18,8 +19,11 @@ from onehop.proxy import hop
 from onehop.proxy.exchange import Deadline, Exchange
 
 if TYPE_CHECKING:
-    from onehop._aio.endpoint import ServerEndpoint
+    from onehop._aio.handlers import Endpoint
+    from onehop.client.connection import Origin
     from onehop.proxy.proxy import Proxy
+
+access_log: Final = logging.getLogger("onehop.proxy.access")
 
 
 _NONE: Final = Deadline.NONE
@@ -36,7 +40,7 @@ class Inbound:
     __slots__ = ("client", "client_ip", "deadline", "down_fields", "endpoint", "exchange",
                  "proxy", "timer", "up_fields")
 
-    def __init__(self, proxy: Proxy, endpoint: ServerEndpoint) -> None:
+    def __init__(self, proxy: Proxy, endpoint: Endpoint) -> None:
         self.proxy = proxy
         self.endpoint = endpoint
         #: ``host:port`` of the client and its address, known from the first request on.
@@ -51,7 +55,7 @@ class Inbound:
         self.timer = LazyTimer(endpoint.loop, self._timer_fired)
         self.deadline = _NONE
 
-    def on_request(self, endpoint: ServerEndpoint, request: Request) -> Exchange:
+    def on_request(self, endpoint: Endpoint, request: Request) -> Exchange:
         if self.client_ip == "-" and endpoint.client_addr is not None:
             ip, port = endpoint.client_addr
             self.client_ip = ip
@@ -69,6 +73,19 @@ class Inbound:
     def disarm(self) -> None:
         # Lazy: a pending handle lapses as a no-op (cheaper than cancel + re-arm).
         self.deadline = _NONE
+
+    def log_access(self, request: Request, status: int, nbytes: int, origin: Origin | None,
+                   t_up: float, reused: bool | None) -> None:
+        """One ``onehop.proxy.access`` line for an exchange of this connection."""
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        access_log.info(
+            '%s "%s %s HTTP/%s" %d %d upstream=%s upstream_time=%.3f conn=%s',
+            self.client, request.method.decode("latin-1"), request.target.decode("latin-1"),
+            request.http_version.decode(), status, nbytes,
+            f"{origin[1]}:{origin[2]}" if origin is not None else "-", t_up,
+            "-" if reused is None else ("reused" if reused else "new"),
+        )
 
     def _timer_fired(self) -> None:
         deadline, self.deadline = self.deadline, _NONE

@@ -16,7 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
-from onehop._aio.endpoint import ServerEndpoint
+from onehop._aio.handlers import Endpoint
 from onehop.core import Data, EndOfMessage, Headers, InformationalResponse, Request, Response
 from onehop.core.target import parse_absolute_form
 from onehop.errors import InvalidRequestTarget
@@ -61,7 +61,7 @@ class AsgiService:
         self.pending_heads: list[RequestCycle] = []
         self.log_access = config.access_log
 
-    def on_request(self, endpoint: ServerEndpoint, request: Request) -> RequestCycle | Refusal:
+    def on_request(self, endpoint: Endpoint, request: Request) -> RequestCycle | Refusal:
         """The handler for *request*: a cycle running the app, or a refusal the server
         answers itself (CONNECT; an absolute-form target no origin can serve)."""
         if request.method == b"CONNECT" and not self.config.connect_to_app:
@@ -90,7 +90,7 @@ class Refusal:
 
     __slots__ = ()
 
-    def __init__(self, endpoint: ServerEndpoint, status: int, text: str) -> None:
+    def __init__(self, endpoint: Endpoint, status: int, text: str) -> None:
         logger.info("%s: %d %s", endpoint.client_addr or "-", status, text)
         endpoint.send_error(status, text)
 
@@ -133,7 +133,7 @@ class RequestCycle:
         "wants_continue",
     )
 
-    def __init__(self, service: AsgiService, endpoint: ServerEndpoint, request: Request) -> None:
+    def __init__(self, service: AsgiService, endpoint: Endpoint, request: Request) -> None:
         self.service = service
         self.endpoint = endpoint
         self.request = request
