@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from onehop.core.headers import FIELD_VALUE_RE, TOKEN_RE, Field
+from onehop.core.headers import Field
+from onehop.core.syntax import FIELD_VALUE_RE, TCHAR, TOKEN_RE
 from onehop.core.target import check_request_target
 from onehop.errors import (
     BadStartLine,
@@ -66,7 +67,7 @@ class Limits:
 
 DEFAULT_LIMITS: Final = Limits()
 
-_TCHAR: Final = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_TCHAR: Final = TCHAR
 _FIELD_BLOCK_RE: Final = re.compile(rb"(?:[" + _TCHAR + rb"]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _FIELD_SPLIT_RE: Final = re.compile(rb"([^:]+):[ \t]*([^\r]*)\r\n")
 _REQUEST_LINE_RE: Final = re.compile(
@@ -201,9 +202,50 @@ class HeadParser:
         self._scanned = 0
         self._start_checked = False
 
-    def reset(self) -> None:
-        self._scanned = 0
-        self._start_checked = False
+    def take_request(self, buf: bytearray) -> tuple[bytes, bytes, bytes, list[Field]] | None:
+        """Remove a complete request head from *buf*: (method, target, version, fields).
+
+        None means more bytes are needed. The fast path (:meth:`take_head_fast`)
+        takes a well-formed head in place; otherwise the slow path starts over
+        on the same bytes and names the fault. Either way the target must fit
+        the method (RFC 9112 §3.2).
+
+        Raises:
+            BadStartLine, UnsupportedVersion, InvalidRequestTarget, URITooLong,
+            HeaderTooLarge, and the field faults of :func:`parse_fields`.
+        """
+        fast = self.take_head_fast(buf, REQUEST_LINE_CRLF_RE)
+        if fast is not None:
+            (method, target, minor), fields = fast
+            check_request_target(method, target)
+            return method, target, b"1.0" if minor == b"0" else b"1.1", fields
+        got = self.take_head(buf)
+        if got is None:
+            return None
+        start, block = got
+        method, target, version = parse_request_line(start)
+        check_request_target(method, target)  # (before the fields: the first fault is named)
+        return method, target, version, parse_fields(block, self._limits)
+
+    def take_response(self, buf: bytearray) -> tuple[bytes, int, bytes, list[Field]] | None:
+        """Remove a complete response head from *buf*: (version, status, reason, fields).
+
+        None means more bytes are needed; fast and slow paths as in :meth:`take_request`.
+
+        Raises:
+            BadStartLine, UnsupportedVersion, HeaderTooLarge, and the field faults
+            of :func:`parse_fields`.
+        """
+        fast = self.take_head_fast(buf, STATUS_LINE_CRLF_RE)
+        if fast is not None:
+            (minor, code, reason), fields = fast
+            return b"1.0" if minor == b"0" else b"1.1", int(code), reason or b"", fields
+        got = self.take_head(buf)
+        if got is None:
+            return None
+        start, block = got
+        version, status, reason = parse_status_line(start)
+        return version, status, reason, parse_fields(block, self._limits)
 
     def take_head_fast(
         self, buf: bytearray, start_re: re.Pattern[bytes]
