@@ -32,13 +32,13 @@ from onehop.core.events import (
     Response,
     _Sentinel,
 )
-from onehop.core.framing import Framing, framing_to_send, request_framing, response_framing
+from onehop.core.framing import Framing, request_framing, response_framing
 from onehop.core.head import (
-    check_request_line,
     fields_to_send,
+    informational_head,
     reason_phrase,
-    request_head,
-    status_line,
+    request_to_send,
+    response_to_send,
 )
 from onehop.core.headers import (
     EMPTY_HEADERS,
@@ -49,11 +49,11 @@ from onehop.core.headers import (
     scan,
     split_scanned,
 )
-from onehop.core.persistence import persists_after, persists_after_sending
+from onehop.core.persistence import persists_after
 from onehop.core.reader import DEFAULT_LIMITS, ChunkedReader, HeadParser, Limits
 from onehop.core.state import NEXT, State, Trigger
 from onehop.core.target import check_host
-from onehop.core.writer import NO_BODY_WRITER, BodyWriter, write_head
+from onehop.core.writer import NO_BODY_WRITER, BodyWriter
 from onehop.errors import (
     BodyTooLarge,
     IncompleteMessage,
@@ -99,10 +99,6 @@ _ON_CLOSE: Final = NEXT[Trigger.CLOSE]
 _ON_FAIL: Final = NEXT[Trigger.FAIL]
 
 _NAME: Final = itemgetter(0)
-#: Tokens a 1xx leaves out of its Connection line (it never ends the connection,
-#: RFC 9110 §15.2), and those a tunnel's 2xx leaves out (no HTTP follows it).
-_NOT_ON_1XX: Final = frozenset({b"close"})
-_NOT_ON_TUNNEL: Final = frozenset({b"close", b"keep-alive"})
 
 
 def _offers_upgrade(conn: ConnectionInfo) -> bool:
@@ -210,11 +206,9 @@ class Connection:
         RFC 9112 §9.6: after ``close`` is sent or received, no further request
         is sent or processed.
         """
-        return self._write in (_DONE, _CLOSED, _ERROR) or (self._read in (
-            _DONE,
-            _CLOSED,
-            _ERROR,
-        ) and not (self.role is Role.SERVER and self._request is not None))
+        return self._write in (_DONE, _CLOSED, _ERROR) or (
+            self._read in (_DONE, _CLOSED, _ERROR)
+            and not (self.role is Role.SERVER and self._request is not None))
 
     @property
     def is_idle(self) -> bool:
@@ -318,10 +312,11 @@ class Connection:
         return ConnectionClosed()
 
     def _read_request(self) -> Event | _Sentinel:
-        got = self._head.take_request(self._buf)
+        got = self._head.take(self._buf)
         if got is None:
             return self._closed_between_messages() if self._eof else NEED_DATA
-        method, target, version, fields = got
+        (method, target, minor), fields = got
+        version = b"1.0" if minor == b"0" else b"1.1"  # (RFC 9110 §2.5: 1.x is 1.1)
         hits, special = scan(fields)
         # RFC 9112 §3.2 (Host), then §6.3 (framing), then RFC 9110 §7.6.1 (the split):
         # in this order, so that the first fault of a message is the one named.
@@ -355,10 +350,13 @@ class Connection:
             if self._eof and not self._buf:
                 return self._closed_between_messages()
             return PAUSED
-        got = self._head.take_response(self._buf)
+        got = self._head.take(self._buf)
         if got is None:
             return self._closed_between_messages() if self._eof else NEED_DATA
-        version, status, reason, fields = got
+        (minor, code, phrase), fields = got
+        version = b"1.0" if minor == b"0" else b"1.1"  # (RFC 9110 §2.5: 1.x is 1.1)
+        status = int(code)
+        reason = phrase or b""
         hits, special = scan(fields)
         headers, conn = split_scanned(fields, special, hits)
         request = outstanding[0]
@@ -529,17 +527,7 @@ class Connection:
                 f"cannot send a request now (writer {self._write.name}"
                 + (", connection closing)" if not self._persist else ")")
             )
-        method, target, version = event.method, event.target, event.http_version
-        check_request_line(method, target, version)
-        conn = event.connection
-        wire = fields_to_send(event.headers, conn, version == b"1.1")
-        framing, framing_line = framing_to_send(
-            wire.lengths, conn.fields.fields, None, method, version)
-        body = BodyWriter.to_send(framing, wire, False)
-        persist = persists_after_sending(self._persist, conn.options, framing)
-        head = request_head(method, target, version, wire, conn, persist, framing_line)
-        self._persist = persist
-        self._wbody = body
+        head, self._wbody, self._persist = request_to_send(event, self._persist)
         self._outstanding.append(event)
         self._write = _ON_HEAD[self._write]
         return head
@@ -555,16 +543,14 @@ class Connection:
             raise InvalidSendState("a server MUST NOT send a 1xx response to an HTTP/1.0 client "
                                    "(RFC 9110 §15.2)")
         conn = event.connection
-        wire = fields_to_send(event.headers, conn, False)
+        fields_to_send(event.headers, conn, False)
         switching = status == 101
         if switching:
             if not _offers_upgrade(request.connection) or b"upgrade" not in conn.fields:
                 raise InvalidMessageToSend("101 needs an Upgrade offer and an Upgrade field")
             if self._read not in (_PAUSED, _DONE):
                 raise InvalidSendState("cannot switch protocols before the request is complete")
-        # RFC 9110 §7.6.1/§15.2: 1xx responses never end the connection; no close here.
-        lines = conn.compose(True, False, _NOT_ON_1XX)
-        head = write_head(status_line(status, event.reason), wire.block, lines, b"")
+        head = informational_head(event)
         if switching:
             self._request = None
             self._switch()
@@ -577,23 +563,7 @@ class Connection:
         if self._write is not _IDLE or (request is None and self._read is not _ERROR
                                              and self._read is not _IDLE):
             raise InvalidSendState(f"cannot send a response now (writer {self._write.name})")
-        status = event.status_code
-        if not 200 <= status <= 999:
-            raise InvalidMessageToSend(f"{status} is not a final status")
-        conn = event.connection
-        wire = fields_to_send(event.headers, conn, False)
-        # Answering no request (a 408, a 400 for bytes that were no request): as to HTTP/1.0.
-        method, version = (b"GET", b"1.0") if request is None else (
-            request.method, request.http_version)
-        framing, framing_line = framing_to_send(
-            wire.lengths, conn.fields.fields, status, method, version)
-        persist = persists_after_sending(self._persist, conn.options, framing, request is None)
-        peer_10 = version == b"1.0"
-        if framing is _TUNNEL:
-            conn_lines = conn.compose(persist, peer_10, _NOT_ON_TUNNEL)
-        else:
-            conn_lines = conn.lines(persist, peer_10)
-        head = write_head(status_line(status, event.reason), wire.block, conn_lines, framing_line)
+        head, framing, persist, wire = response_to_send(event, request, self._persist)
         if framing is _TUNNEL:
             if self._read not in (_PAUSED, _DONE):
                 raise InvalidSendState("cannot open a tunnel before the CONNECT request is read")
@@ -601,7 +571,8 @@ class Connection:
             self._switch()
             return head
         self._persist = persist
-        self._wbody = BodyWriter.to_send(framing, wire, method == b"HEAD")
+        self._wbody = BodyWriter.to_send(
+            framing, wire, request is not None and request.method == b"HEAD")
         self._write = _ON_HEAD[self._write]
         return head
 

@@ -2,9 +2,11 @@
 
 The writer never trusts the caller for what the connection owns: end-to-end
 fields are checked to be end-to-end (RFC 9110 §7.6.1), the ``Connection`` line
-comes from :meth:`ConnectionInfo.lines` and the framing line from
-:func:`onehop.core.framing.framing_to_send`; this module checks the rest and
-joins them (:func:`onehop.core.writer.write_head`).
+comes from :meth:`ConnectionInfo.lines`, the framing line from
+:func:`onehop.core.framing.framing_to_send` and the keep-or-close decision from
+:func:`onehop.core.persistence.persists_after_sending`; this module checks the
+rest and joins them (:func:`onehop.core.writer.write_head`). It decides nothing
+about state: :mod:`onehop.core.connection` says when a message may be sent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from onehop.core.events import InformationalResponse, Request, Response
+from onehop.core.framing import Framing, framing_to_send
 from onehop.core.headers import (
     NO_CONNECTION_INFO,
     ConnectionInfo,
@@ -19,9 +23,10 @@ from onehop.core.headers import (
     WireFields,
     reject_hop_by_hop,
 )
+from onehop.core.persistence import persists_after_sending
 from onehop.core.syntax import TOKEN_RE
 from onehop.core.target import check_request_target
-from onehop.core.writer import write_head
+from onehop.core.writer import BodyWriter, write_head
 from onehop.errors import InvalidMessageToSend, ProtocolError
 
 #: Methods that need no token check when sent (a set lookup instead of a regex).
@@ -42,6 +47,10 @@ _REASONS: Final = {
     500: b"Internal Server Error", 501: b"Not Implemented", 502: b"Bad Gateway",
     503: b"Service Unavailable", 504: b"Gateway Timeout", 505: b"HTTP Version Not Supported",
 }
+#: Tokens a 1xx leaves out of its Connection line (it never ends the connection,
+#: RFC 9110 §15.2), and those a tunnel's 2xx leaves out (no HTTP follows it).
+_NOT_ON_1XX: Final = frozenset({b"close"})
+_NOT_ON_TUNNEL: Final = frozenset({b"close", b"keep-alive"})
 #: The status line for each customary reason-phrase, built once.
 _STATUS_LINES: Final = {code: b"HTTP/1.1 %d %s" % (code, text) for code, text in _REASONS.items()}
 
@@ -114,24 +123,77 @@ def fields_to_send(headers: Headers, conn: ConnectionInfo, needs_host: bool) -> 
     return wire
 
 
-def request_head(
-    method: bytes,
-    target: bytes,
-    http_version: bytes,
-    wire: WireFields,
-    conn: ConnectionInfo,
-    persist: bool,
-    framing_line: bytes,
-) -> bytes:
-    """The whole head of a request whose parts were checked (:func:`check_request_line`,
-    :func:`fields_to_send`): request-line, fields, connection lines, framing line."""
-    if conn is NO_CONNECTION_INFO and persist and http_version == b"1.1" and wire.block and (
+def request_to_send(event: Request, persisting: bool) -> tuple[bytes, BodyWriter, bool]:
+    """Check a request we send and write its head (RFC 9112 §3, §6, §9).
+
+    *persisting*: the connection may still persist. Returns the head, the
+    writer for its content, and whether the connection persists after it.
+    Checks run in a fixed order, so the first fault of a request is the one
+    named: request-line, fields, Host, framing, Content-Length.
+
+    Raises:
+        InvalidMessageToSend, HopByHopInHeaders, FramingMismatch.
+    """
+    method, target, version = event.method, event.target, event.http_version
+    check_request_line(method, target, version)
+    conn = event.connection
+    wire = fields_to_send(event.headers, conn, version == b"1.1")
+    framing, framing_line = framing_to_send(
+        wire.lengths, conn.fields.fields, None, method, version)
+    body = BodyWriter.to_send(framing, wire, False)
+    persist = persists_after_sending(persisting, conn.options, framing)
+    if conn is NO_CONNECTION_INFO and persist and version == b"1.1" and wire.block and (
             not framing_line):
         # (The commonest case: nothing for write_head to add between the parts.)
-        return b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (method, target, wire.block)
-    return write_head(
-        b"%s %s HTTP/%s" % (method, target, http_version),
-        wire.block,
-        conn.lines(persist, http_version == b"1.0"),
-        framing_line,
-    )
+        head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (method, target, wire.block)
+    else:
+        head = write_head(b"%s %s HTTP/%s" % (method, target, version), wire.block,
+                          conn.lines(persist, version == b"1.0"), framing_line)
+    return head, body, persist
+
+
+def response_to_send(
+    event: Response, request: Request | None, persisting: bool
+) -> tuple[bytes, Framing, bool, WireFields]:
+    """Check a final response we send and write its head (RFC 9112 §4, §6, §9).
+
+    *request* is the one it answers (None: it answers none, like a 408).
+    Returns the head, its framing, whether the connection persists after it,
+    and the fields' serialized form (for :meth:`BodyWriter.to_send`, which
+    checks the Content-Length last). A 2xx to CONNECT opens a tunnel: no
+    persistence tokens in its ``Connection`` line.
+
+    Raises:
+        InvalidMessageToSend, HopByHopInHeaders, FramingMismatch.
+    """
+    status = event.status_code
+    if not 200 <= status <= 999:
+        raise InvalidMessageToSend(f"{status} is not a final status")
+    conn = event.connection
+    wire = fields_to_send(event.headers, conn, False)
+    # Answering no request (a 408, a 400 for bytes that were no request): as to HTTP/1.0.
+    method, version = (b"GET", b"1.0") if request is None else (
+        request.method, request.http_version)
+    framing, framing_line = framing_to_send(
+        wire.lengths, conn.fields.fields, status, method, version)
+    persist = persists_after_sending(persisting, conn.options, framing, request is None)
+    if framing is Framing.TUNNEL:
+        lines = conn.compose(persist, version == b"1.0", _NOT_ON_TUNNEL)
+    else:
+        lines = conn.lines(persist, version == b"1.0")
+    head = write_head(status_line(status, event.reason), wire.block, lines, framing_line)
+    return head, framing, persist, wire
+
+
+def informational_head(event: InformationalResponse) -> bytes:
+    """The head of a 1xx response whose fields were checked (:func:`fields_to_send`).
+
+    RFC 9110 §15.2: a 1xx never ends the connection, so its ``Connection`` line
+    has no ``close``.
+
+    Raises:
+        InvalidMessageToSend: an invalid reason-phrase.
+    """
+    lines = event.connection.compose(True, False, _NOT_ON_1XX)
+    return write_head(status_line(event.status_code, event.reason),
+                      event.headers.wire().block, lines, b"")
