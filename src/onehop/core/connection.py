@@ -582,7 +582,7 @@ class Connection:
         Server: after ``close`` nothing more is written (END_LAST, RFC 9112
         §9.6), else the next response may follow (END) and a reader waiting for
         this response reads on (RESUME). Client: after a CONNECT or an Upgrade
-        offer, nothing is written until the answer is read (PAUSE).
+        offer still unanswered, nothing is written until the answer is read (PAUSE).
         """
         if self._write is not _BODY:
             raise InvalidSendState(f"cannot send EndOfMessage in state {self._write.name}")
@@ -604,10 +604,13 @@ class Connection:
             else:
                 self._response_done = True  # the request body is still arriving
             return data
-        request = self._outstanding[-1]
+        # The request ending is the newest one sent; none is outstanding when its
+        # response came before its body ended (RFC 9112 §9.5): nothing to wait for.
+        outstanding = self._outstanding
         if not self._persist:
             self._write = _ON_END_LAST[self._write]
-        elif request.method == b"CONNECT" or _sends_upgrade(request.connection):
+        elif outstanding and (outstanding[-1].method == b"CONNECT"
+                              or _sends_upgrade(outstanding[-1].connection)):
             self._write = _ON_PAUSE[self._write]
         else:
             self._write = _ON_END[self._write]
