@@ -424,3 +424,15 @@ def test_client_finishes_its_body_after_an_early_complete_response_rfc9112_9_5()
     assert pair.client.send(Data(b"llo")) == b"llo"
     assert pair.client.send(EndOfMessage()) == b""
     assert pair.client.our_state is State.IDLE and pair.client.can_send_request
+
+
+def test_a_refused_response_leaves_the_connection_as_it_was() -> None:
+    """``send`` promises: when it raises, nothing was written and the state is unchanged
+    (here a malformed Content-Length, checked last, after the persistence decision)."""
+    server = Connection(Role.SERVER)
+    events(server, GET)
+    with pytest.raises(FramingMismatch):
+        server.send(Response(200, [("Content-Length", "x")],
+                             connection=ConnectionInfo(options=["close"])))
+    assert server.keep_alive and server.our_state is State.IDLE
+    assert b"Connection: close" not in respond(server)

@@ -570,9 +570,9 @@ class Connection:
             self._request = None
             self._switch()
             return head
-        self._persist = persist
         self._wbody = BodyWriter.to_send(
             framing, wire, request is not None and request.method == b"HEAD")
+        self._persist = persist
         self._write = _ON_HEAD[self._write]
         return head
 
