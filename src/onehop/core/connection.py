@@ -5,12 +5,15 @@ what we write and one for what we read, and applies the role rules next to
 them: a server yields pipelined requests one at a time, each only after the
 previous response is complete; a client may pipeline and remembers which
 requests are unanswered. Every change of either state is a look-up in the
-transition table. The protocol rules are decided in their own modules and only
-called from here, with no check of ours in front: framing
+transition table, so a change the table lacks fails at once.
+
+Nothing else is decided here. Each protocol rule is one function in its own
+module, called for every message with no check of ours in front of it: framing
 (:mod:`~onehop.core.framing`), persistence (:mod:`~onehop.core.persistence`),
-the hop-by-hop split (:mod:`~onehop.core.headers`), the Host and target rules
-(:mod:`~onehop.core.target`), and what a head we send holds
-(:mod:`~onehop.core.head`).
+the hop-by-hop split (:mod:`~onehop.core.headers`), the Host and request-target
+rules (:mod:`~onehop.core.target`, through the head parser for the target).
+What a head we send holds, and the checks of what we are asked to send, are
+:mod:`~onehop.core.head`'s, which calls the same framing and persistence modules.
 """
 
 from __future__ import annotations

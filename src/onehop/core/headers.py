@@ -3,7 +3,13 @@
 This module owns the answer to "what is hop-by-hop?" (RFC 9110 §7.6.1): the
 fixed set below plus every field a ``Connection`` line names. Reader, writer,
 server, client and proxy all call :func:`split_fields` or use
-:class:`ConnectionInfo`; nobody parses ``Connection`` anywhere else.
+:class:`ConnectionInfo`; nobody parses ``Connection`` anywhere else, and nobody
+but :meth:`ConnectionInfo.compose` writes it.
+
+The two classes keep their own serialized form (:meth:`Headers.wire`,
+:meth:`ConnectionInfo.lines`), computed once per instance: a server sends the
+same few instances on most responses. That is why they are immutable by
+contract, and why this module imports no writer.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Whether a connection persists after the current message (RFC 9112 §9.3, §9.6).
 
 Two functions, one per direction: :func:`persists_after` judges a message we
-received (the reader calls it for every head, and server, client and proxy
-ask it too), :func:`persists_after_sending` one we send (the writer calls it to
-choose between ``close`` and ``keep-alive``). Nothing else decides it.
+received (the reader calls it for every head, without a check of its own in
+front), :func:`persists_after_sending` one we send (the writer calls it to
+choose between ``close`` and ``keep-alive``). Nothing else in the core decides
+it; other packages read the outcome (``Connection.keep_alive``, ``must_close``).
 """
 
 from __future__ import annotations
