@@ -133,25 +133,9 @@ class Connection:
     """
 
     __slots__ = (
-        "_buf",
-        "_chunked",
-        "_eof",
-        "_error",
-        "_head",
-        "_http10_keep_alive",
-        "_intermediary",
-        "_is_server",
-        "_limits",
-        "_outstanding",
-        "_persist",
-        "_read",
-        "_request",
-        "_response_done",
-        "_rframing",
-        "_rleft",
-        "_wbody",
-        "_write",
-        "role",
+        "_buf", "_chunked", "_eof", "_error", "_head", "_http10_keep_alive", "_intermediary",
+        "_is_server", "_limits", "_outstanding", "_persist", "_read", "_request",
+        "_response_done", "_rframing", "_rleft", "_wbody", "_write", "role",
     )
 
     def __init__(
@@ -173,6 +157,8 @@ class Connection:
         self._head = HeadParser(limits, is_request=role is Role.SERVER)
         self._read = _IDLE
         self._write = _IDLE
+        # The connection may still persist: our keep_alive setting, and no message
+        # sent or received has ended it yet (it only ever goes from True to False).
         self._persist = keep_alive
         self._error: ProtocolError | None = None
         self._rframing = _NO_BODY
@@ -211,7 +197,7 @@ class Connection:
         """
         return self._write in (_DONE, _CLOSED, _ERROR) or (
             self._read in (_DONE, _CLOSED, _ERROR)
-            and not (self.role is Role.SERVER and self._request is not None))
+            and not (self._is_server and self._request is not None))
 
     @property
     def is_idle(self) -> bool:
@@ -231,7 +217,7 @@ class Connection:
     @property
     def can_send_request(self) -> bool:
         """Client: whether a new request may be written now (pipelining allowed)."""
-        return self.role is Role.CLIENT and self._write is _IDLE and self._persist
+        return not self._is_server and self._write is _IDLE and self._persist
 
     @property
     def unanswered_requests(self) -> list[Request]:
@@ -537,7 +523,7 @@ class Connection:
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
         request = self._request
-        if self.role is not Role.SERVER or request is None or self._write is not _IDLE:
+        if not self._is_server or request is None or self._write is not _IDLE:
             raise InvalidSendState("a 1xx response needs a request awaiting its response")
         status = event.status_code
         if not 100 <= status <= 199:

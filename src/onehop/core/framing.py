@@ -142,7 +142,7 @@ def request_framing(
         if len(cl) == 1:
             value = cl[0]
             if value.isdigit() and len(value) <= MAX_CONTENT_LENGTH_DIGITS:
-                return Framing.LENGTH, int(value)  # (plain_content_length's case)
+                return _LENGTH, int(value)  # (plain_content_length's case)
     return fields_framing(special, http_version, is_response=False)
 
 
@@ -179,7 +179,7 @@ def response_framing(
         if len(cl) == 1:
             value = cl[0]
             if value.isdigit() and len(value) <= MAX_CONTENT_LENGTH_DIGITS:
-                return Framing.LENGTH, int(value)  # (plain_content_length's case)
+                return _LENGTH, int(value)  # (plain_content_length's case)
     elif cl is None and te == _JUST_CHUNKED and http_version == b"1.1":
         return _CHUNKED
     return fields_framing(special, http_version, is_response=True)
@@ -207,7 +207,7 @@ def fields_framing(
         is_chunked(te)  # (4) chunked last, and the only coding we implement
         return _CHUNKED
     if cl is not None:
-        return Framing.LENGTH, parse_content_length(cl)  # (5)
+        return _LENGTH, parse_content_length(cl)  # (5)
     if is_response:
         return _UNTIL_CLOSE  # (7) a response without either runs to close
     return _NO_CONTENT  # (6) a request without either has no content
@@ -293,7 +293,9 @@ def length_to_send(length: int | None, lengths: list[bytes]) -> int:
         raise FramingMismatch(f"cannot send Content-Length: {exc.msg}") from None
 
 
-# Shared results (no tuple built per message).
+# Module-level aliases: reading an Enum member as a class attribute costs ~900
+# instructions on CPython 3.11, a global ~20. And shared results (no tuple per message).
+_LENGTH: Final = Framing.LENGTH
 _NO_CONTENT: Final = (Framing.NO_BODY, 0)
 _UNTIL_CLOSE: Final = (Framing.UNTIL_CLOSE, 0)
 _CHUNKED: Final = (Framing.CHUNKED, 0)

@@ -29,6 +29,7 @@ from onehop.core.target import check_request_target
 from onehop.core.writer import BodyWriter, write_head
 from onehop.errors import InvalidMessageToSend, ProtocolError
 
+_TUNNEL: Final = Framing.TUNNEL  # (a global load: an Enum attribute costs ~900 instructions)
 #: Methods that need no token check when sent (a set lookup instead of a regex).
 _COMMON_METHODS: Final = frozenset(
     {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"}
@@ -177,7 +178,7 @@ def response_to_send(
     framing, framing_line = framing_to_send(
         wire.lengths, conn.fields.fields, status, method, version)
     persist = persists_after_sending(persisting, conn.options, framing, request is None)
-    if framing is Framing.TUNNEL:
+    if framing is _TUNNEL:
         lines = conn.compose(persist, version == b"1.0", _NOT_ON_TUNNEL)
     else:
         lines = conn.lines(persist, version == b"1.0")

@@ -9,9 +9,11 @@ it; other packages read the outcome (``Connection.keep_alive``, ``must_close``).
 
 from __future__ import annotations
 
+from typing import Final
+
 from onehop.core.framing import Framing
 
-_UNTIL_CLOSE = Framing.UNTIL_CLOSE
+_UNTIL_CLOSE: Final = Framing.UNTIL_CLOSE  # (a global load: an Enum attribute is slow)
 
 
 def persists_after(
