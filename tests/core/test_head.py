@@ -20,6 +20,7 @@ from onehop.core import (
     Request,
     Response,
     Role,
+    split_headers,
 )
 from onehop.errors import HopByHopInHeaders, InvalidMessageToSend
 from tests.helpers import events
@@ -135,3 +136,14 @@ def test_only_http10_and_http11_are_sent_rfc9110_2_5() -> None:
                                              http_version=b"2.0"))
     head = Connection(Role.CLIENT).send(Request(b"GET", b"/", http_version=b"1.0"))
     assert head == b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+
+
+def test_split_headers_are_sent_as_given_rfc9110_7_6_1() -> None:
+    """Fields split from a list with hop-by-hop ones (as a server splits an app's) are
+    sent end-to-end, and the connection-specific part in ``connection``."""
+    headers, conn = split_headers([("Content-Length", "2"), ("Connection", "x-a"), ("X-A", "1"),
+                                   ("X-B", "2")])
+    wire = _answer(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                   Response(200, headers, connection=ConnectionInfo(conn.options, [("X-A", "1")])))
+    assert wire.split(b"\r\n\r\n")[0].split(b"\r\n")[1:] == [
+        b"Content-Length: 2", b"X-B: 2", b"X-A: 1", b"Connection: x-a"]

@@ -588,6 +588,7 @@ def split_scanned(
     headers = _new(Headers)
     headers.fields = e2e
     headers._wire = None
+    headers._joined = None
     conn_headers = _new(Headers)
     conn_headers.fields = conn
     conn_headers._wire = None
