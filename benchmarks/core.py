@@ -5,6 +5,8 @@ Run from the repository root with the dev environment::
     python benchmarks/core.py            # ~1.5 s of timed work per measurement
     python benchmarks/core.py --quick    # smoke run, a few seconds in all
     python benchmarks/core.py --json     # results as JSON on stdout
+    valgrind --tool=callgrind python benchmarks/core.py --untimed 1000 --only get
+                                         # instructions, repeatable on a busy machine
 
 The mix:
 
@@ -851,6 +853,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="timed seconds per measurement (default 1.5; 0.05 with --quick)")
     ap.add_argument("--repeat", type=int, default=None, help="repeats (default 5; 3 with --quick)")
     ap.add_argument("--only", default="", help="comma-separated scenarios to run")
+    ap.add_argument("--untimed", type=int, default=0, metavar="N",
+                    help="run each onehop case N times, untimed and unchecked, and exit: for "
+                    "valgrind --tool=callgrind (subtract a run with N=0 for the setup)")
     args = ap.parse_args(argv)
     seconds = args.time if args.time is not None else (0.05 if args.quick else 1.5)
     repeats = args.repeat if args.repeat is not None else (3 if args.quick else 5)
@@ -859,6 +864,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         cases = [c for c in cases if c.scenario in wanted]
+    if args.untimed or "--untimed" in (argv if argv is not None else sys.argv):
+        for case in cases:
+            if case.lib == "onehop":
+                _run(case.setup, case.work, args.untimed)
+        return 0
     verify(cases)
     overhead = clock_overhead()
     log = sys.stderr

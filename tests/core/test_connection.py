@@ -411,3 +411,28 @@ def test_content_sent_for_head_is_discarded_rfc9110_9_3_2() -> None:
     wire += server.send(Data(b"hello")) + server.send(EndOfMessage())
     assert wire == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
     assert server.our_state is State.IDLE
+
+
+def test_client_finishes_its_body_after_an_early_complete_response_rfc9112_9_5() -> None:
+    """RFC 9112 §9.5: a server may answer before the request body is complete; a client
+    that keeps sending it (the answer did not close) ends the request and may send again."""
+    pair = ConnectionPair()
+    pair.client_sends(Request("POST", "/", [("Host", "a"), ("Content-Length", "5")]),
+                      Data(b"he"))
+    assert [type(e) for e in pair.server_sends(
+        Response(413, [("Content-Length", "0")]), EndOfMessage())] == [Response, EndOfMessage]
+    assert pair.client.send(Data(b"llo")) == b"llo"
+    assert pair.client.send(EndOfMessage()) == b""
+    assert pair.client.our_state is State.IDLE and pair.client.can_send_request
+
+
+def test_a_refused_response_leaves_the_connection_as_it_was() -> None:
+    """``send`` promises: when it raises, nothing was written and the state is unchanged
+    (here a malformed Content-Length, checked last, after the persistence decision)."""
+    server = Connection(Role.SERVER)
+    events(server, GET)
+    with pytest.raises(FramingMismatch):
+        server.send(Response(200, [("Content-Length", "x")],
+                             connection=ConnectionInfo(options=["close"])))
+    assert server.keep_alive and server.our_state is State.IDLE
+    assert b"Connection: close" not in respond(server)

@@ -1,8 +1,13 @@
-"""The persistence decision of RFC 9112 §9.3, with HTTP/1.0 keep-alive (RFC 7230 §A.1.2)."""
+"""The persistence decision of RFC 9112 §9.3, with HTTP/1.0 keep-alive (RFC 7230 §A.1.2),
+for messages received (:func:`persists_after`) and sent (:func:`persists_after_sending`)."""
 
 from __future__ import annotations
 
-from onehop.core import persists_after
+from onehop.core import Framing, persists_after
+from onehop.core.persistence import persists_after_sending
+
+NONE: frozenset[bytes] = frozenset()
+CLOSE = frozenset({b"close"})
 
 
 def test_close_option_means_no_persistence_rfc9112_9_3() -> None:
@@ -30,3 +35,23 @@ def test_proxy_does_not_persist_with_http10_client_rfc9112_9_3() -> None:
 def test_recipient_may_decline_http10_keep_alive_rfc9112_9_3() -> None:
     ka = frozenset({b"keep-alive"})
     assert not persists_after(b"1.0", ka, is_request=True, honor_http10_keep_alive=False)
+
+
+def test_a_sender_of_close_closes_after_that_message_rfc9112_9_6() -> None:
+    assert persists_after_sending(True, NONE, Framing.LENGTH)
+    assert not persists_after_sending(True, CLOSE, Framing.LENGTH)
+
+
+def test_nothing_persists_once_persistence_has_ended_rfc9112_9_6() -> None:
+    assert not persists_after_sending(False, NONE, Framing.LENGTH)
+
+
+def test_a_body_delimited_by_close_ends_the_connection_rfc9112_6_3_7() -> None:
+    assert not persists_after_sending(True, NONE, Framing.UNTIL_CLOSE)
+    assert persists_after_sending(True, NONE, Framing.CHUNKED)
+
+
+def test_a_response_that_answers_no_request_closes() -> None:
+    """A 408 or a 400 written before a request could be read: what follows on the
+    connection cannot be trusted to start a request (RFC 9112 §9.5, §2.2)."""
+    assert not persists_after_sending(True, NONE, Framing.LENGTH, unsolicited=True)

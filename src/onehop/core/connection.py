@@ -4,15 +4,21 @@
 what we write and one for what we read, and applies the role rules next to
 them: a server yields pipelined requests one at a time, each only after the
 previous response is complete; a client may pipeline and remembers which
-requests are unanswered. Framing (:mod:`framing`), persistence
-(:mod:`persistence`) and the hop-by-hop split (:mod:`headers`) are each decided
-in one place and only called from here.
+requests are unanswered. Every change of either state is a look-up in the
+transition table, so a change the table lacks fails at once.
+
+Nothing else is decided here. Each protocol rule is one function in its own
+module, called for every message with no check of ours in front of it: framing
+(:mod:`~onehop.core.framing`), persistence (:mod:`~onehop.core.persistence`),
+the hop-by-hop split (:mod:`~onehop.core.headers`), the Host and request-target
+rules (:mod:`~onehop.core.target`, through the head parser for the target).
+What a head we send holds, and the checks of what we are asked to send, are
+:mod:`~onehop.core.head`'s, which calls the same framing and persistence modules.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from collections import deque
 from operator import itemgetter
 from typing import Final
@@ -29,51 +35,30 @@ from onehop.core.events import (
     Response,
     _Sentinel,
 )
-from onehop.core.framing import (
-    MAX_CONTENT_LENGTH_DIGITS,
-    Framing,
-    is_chunked,
-    message_framing,
-    parse_content_length,
+from onehop.core.framing import Framing, request_framing, response_framing
+from onehop.core.head import (
+    fields_to_send,
+    informational_head,
+    reason_phrase,
+    request_to_send,
+    response_to_send,
 )
 from onehop.core.headers import (
     EMPTY_HEADERS,
     NO_CONNECTION_INFO,
-    TOKEN_RE,
     ConnectionInfo,
-    Field,
     Headers,
     _new,
-    _scan,
-    _split,
+    scan,
+    split_scanned,
 )
 from onehop.core.persistence import persists_after
-from onehop.core.reader import (
-    DEFAULT_LIMITS,
-    REQUEST_LINE_CRLF_RE,
-    STATUS_LINE_CRLF_RE,
-    ChunkedReader,
-    HeadParser,
-    Limits,
-    parse_fields,
-    parse_request_line,
-    parse_status_line,
-)
-from onehop.core.state import State, Trigger, transition
-from onehop.core.target import _HOST_RE, check_host, check_request_target
-from onehop.core.writer import (
-    CHUNKED_WRITER,
-    NO_BODY_WRITER,
-    BodyWriter,
-    Vetted,
-    connection_lines,
-    reject_hop_by_hop,
-    vet,
-    write_head,
-)
+from onehop.core.reader import DEFAULT_LIMITS, ChunkedReader, HeadParser, Limits
+from onehop.core.state import NEXT, State, Trigger
+from onehop.core.target import check_host
+from onehop.core.writer import NO_BODY_WRITER, BodyWriter
 from onehop.errors import (
     BodyTooLarge,
-    FramingMismatch,
     IncompleteMessage,
     InvalidMessageToSend,
     InvalidSendState,
@@ -81,6 +66,8 @@ from onehop.errors import (
     RemoteProtocolError,
     UnexpectedResponse,
 )
+
+__all__ = ["Connection", "Role", "reason_phrase"]
 
 
 class Role(enum.Enum):
@@ -103,42 +90,18 @@ _CHUNKED: Final = Framing.CHUNKED
 _UNTIL_CLOSE: Final = Framing.UNTIL_CLOSE
 _TUNNEL: Final = Framing.TUNNEL
 
+# The transition table, one row per trigger: ``self._read = _ON_HEAD[self._read]``
+# is the HEAD transition of the reader, and a KeyError if the table has none.
+_ON_HEAD: Final = NEXT[Trigger.HEAD]
+_ON_END: Final = NEXT[Trigger.END]
+_ON_END_LAST: Final = NEXT[Trigger.END_LAST]
+_ON_PAUSE: Final = NEXT[Trigger.PAUSE]
+_ON_RESUME: Final = NEXT[Trigger.RESUME]
+_ON_SWITCH: Final = NEXT[Trigger.SWITCH]
+_ON_CLOSE: Final = NEXT[Trigger.CLOSE]
+_ON_FAIL: Final = NEXT[Trigger.FAIL]
+
 _NAME: Final = itemgetter(0)
-_KEEP_ALIVE_ONLY: Final = frozenset({b"keep-alive"})
-#: Methods that need no token check when sent (a set lookup instead of a regex).
-_COMMON_METHODS: Final = frozenset(
-    {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"}
-)
-
-_TARGET_RE: Final = re.compile(rb"[\x21-\x7e]+")
-_REASON_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-#: Hop-by-hop fields the writer produces, or that need no Connection listing because
-#: every recipient treats them as hop-by-hop already (the fixed set; TE, Upgrade and
-#: Keep-Alive are listed since RFC 9110 §10.1.4, §7.8 and RFC 7230 §A.1.2 ask for it).
-_UNLISTED: Final = frozenset(
-    {b"connection", b"transfer-encoding", b"proxy-authorization", b"proxy-authenticate",
-     b"proxy-connection", b"trailer"}
-)
-_REASONS: Final = {
-    100: b"Continue", 101: b"Switching Protocols", 103: b"Early Hints", 200: b"OK",
-    201: b"Created", 202: b"Accepted", 204: b"No Content", 206: b"Partial Content",
-    301: b"Moved Permanently", 302: b"Found", 303: b"See Other", 304: b"Not Modified",
-    307: b"Temporary Redirect", 308: b"Permanent Redirect", 400: b"Bad Request",
-    401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
-    408: b"Request Timeout", 411: b"Length Required", 413: b"Content Too Large",
-    414: b"URI Too Long", 417: b"Expectation Failed", 426: b"Upgrade Required",
-    429: b"Too Many Requests", 431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error", 501: b"Not Implemented", 502: b"Bad Gateway",
-    503: b"Service Unavailable", 504: b"Gateway Timeout", 505: b"HTTP Version Not Supported",
-}
-
-
-_STATUS_LINES: Final = {code: b"HTTP/1.1 %d %s" % (code, text) for code, text in _REASONS.items()}
-
-
-def reason_phrase(status: int) -> bytes:
-    """The customary reason-phrase for *status* (RFC 9110 §15), or empty."""
-    return _REASONS.get(status, b"")
 
 
 def _offers_upgrade(conn: ConnectionInfo) -> bool:
@@ -148,7 +111,7 @@ def _offers_upgrade(conn: ConnectionInfo) -> bool:
 
 def _sends_upgrade(conn: ConnectionInfo) -> bool:
     """A message we send offers Upgrade when it carries the field: the writer lists it."""
-    return conn is not NO_CONNECTION_INFO and b"upgrade" in map(_NAME, conn.fields._fields)
+    return conn is not NO_CONNECTION_INFO and b"upgrade" in map(_NAME, conn.fields.fields)
 
 
 class Connection:
@@ -170,27 +133,9 @@ class Connection:
     """
 
     __slots__ = (
-        "_allow_keep_alive",
-        "_buf",
-        "_chunked",
-        "_eof",
-        "_error",
-        "_head",
-        "_http10_keep_alive",
-        "_intermediary",
-        "_is_server",
-        "_limits",
-        "_outstanding",
-        "_persist",
-        "_read",
-        "_request",
-        "_response_done",
-        "_rframing",
-        "_rleft",
-        "_sent_host",
-        "_wbody",
-        "_write",
-        "role",
+        "_buf", "_chunked", "_eof", "_error", "_head", "_http10_keep_alive", "_intermediary",
+        "_is_server", "_limits", "_outstanding", "_persist", "_read", "_request",
+        "_response_done", "_rframing", "_rleft", "_wbody", "_write", "role",
     )
 
     def __init__(
@@ -206,13 +151,14 @@ class Connection:
         self._is_server = role is Role.SERVER
         self._limits = limits
         self._intermediary = intermediary
-        self._allow_keep_alive = keep_alive
         self._http10_keep_alive = http10_keep_alive
         self._buf = bytearray()
         self._eof = False
         self._head = HeadParser(limits, is_request=role is Role.SERVER)
         self._read = _IDLE
         self._write = _IDLE
+        # The connection may still persist: our keep_alive setting, and no message
+        # sent or received has ended it yet (it only ever goes from True to False).
         self._persist = keep_alive
         self._error: ProtocolError | None = None
         self._rframing = _NO_BODY
@@ -222,7 +168,6 @@ class Connection:
         # server: the request being answered (None once its response is complete)
         self._request: Request | None = None
         self._response_done = False
-        self._sent_host = False
         # client: requests sent without a final response yet, oldest first
         self._outstanding: deque[Request] = deque()
 
@@ -250,11 +195,9 @@ class Connection:
         RFC 9112 §9.6: after ``close`` is sent or received, no further request
         is sent or processed.
         """
-        return self._write in (_DONE, _CLOSED, _ERROR) or (self._read in (
-            _DONE,
-            _CLOSED,
-            _ERROR,
-        ) and not (self.role is Role.SERVER and self._request is not None))
+        return self._write in (_DONE, _CLOSED, _ERROR) or (
+            self._read in (_DONE, _CLOSED, _ERROR)
+            and not (self._is_server and self._request is not None))
 
     @property
     def is_idle(self) -> bool:
@@ -274,7 +217,7 @@ class Connection:
     @property
     def can_send_request(self) -> bool:
         """Client: whether a new request may be written now (pipelining allowed)."""
-        return self.role is Role.CLIENT and self._write is _IDLE and self._persist
+        return not self._is_server and self._write is _IDLE and self._persist
 
     @property
     def unanswered_requests(self) -> list[Request]:
@@ -333,19 +276,10 @@ class Connection:
         state = self._read
         try:
             if state is _BODY:
-                if self._rframing is _NO_BODY and self._is_server:
-                    # (_end_read inlined for the commonest event: a bodiless request ends.)
-                    self._head._scanned = 0
-                    if not self._persist:
-                        self._read = _DONE
-                    elif self._response_done:
-                        self._read = _IDLE
-                    else:
-                        self._read = _PAUSED
-                    end = _new(EndOfMessage)
-                    end.trailers = EMPTY_HEADERS
-                    return end
-                if self._rframing is _CHUNKED:
+                framing = self._rframing
+                if framing is _NO_BODY:
+                    return self._end_read(EMPTY_HEADERS)
+                if framing is _CHUNKED:
                     return self._read_chunked()
                 return self._read_body()
             if state is _IDLE:
@@ -361,75 +295,39 @@ class Connection:
         if state is _CLOSED:
             return ConnectionClosed()
         if state is _DONE and self._eof and not self._buf:
-            self._read = transition(state, Trigger.CLOSE)
+            self._read = _ON_CLOSE[state]
             return ConnectionClosed()
         return PAUSED
 
     def _fail_read(self, exc: ProtocolError) -> None:
-        self._read = _ERROR
+        self._read = _ON_FAIL[self._read]
         self._error = exc
         self._persist = False
 
     def _closed_between_messages(self) -> Event:
         if self._buf:
             raise IncompleteMessage("connection closed inside a message head")
-        self._read = transition(self._read, Trigger.CLOSE)
+        self._read = _ON_CLOSE[self._read]
         return ConnectionClosed()
 
     def _read_request(self) -> Event | _Sentinel:
-        buf = self._buf
-        head = self._head
-        limits = self._limits
-        # Fast path (HeadParser.take_head_fast); the slow path below names any fault.
-        fast = head.take_head_fast(buf, REQUEST_LINE_CRLF_RE)
-        if fast is not None:
-            (method, target, minor), fields = fast
-            version = b"1.0" if minor == b"0" else b"1.1"
-            if target[:1] != b"/" or method == b"CONNECT" or b"#" in target:
-                check_request_target(method, target)
+        got = self._head.take(self._buf)
+        if got is None:
+            return self._closed_between_messages() if self._eof else NEED_DATA
+        (method, target, minor), fields = got
+        version = b"1.0" if minor == b"0" else b"1.1"  # (RFC 9110 §2.5: 1.x is 1.1)
+        hits, special = scan(fields)
+        # RFC 9112 §3.2 (Host), then §6.3 (framing), then RFC 9110 §7.6.1 (the split):
+        # in this order, so that the first fault of a message is the one named.
+        check_host(special.get(b"host") if special is not None else None, version)
+        framing, length = request_framing(special, version)
+        headers, conn = split_scanned(fields, special, hits)
+        if framing is _NO_BODY:
+            self._rframing = _NO_BODY  # (nothing for _start_body to set up)
         else:
-            got = head.take_head(buf)
-            if got is None:
-                return self._closed_between_messages() if self._eof else NEED_DATA
-            start, block = got
-            method, target, version = parse_request_line(start)
-            check_request_target(method, target)
-            fields = parse_fields(block, limits)
-        hits, special = _scan(fields)
-        if special is None:
-            check_host(None, version)
-            framing, length = _NO_BODY, 0
-        else:
-            hosts = special.get(b"host")
-            if hosts is None or len(hosts) != 1 or _HOST_RE.fullmatch(hosts[0]) is None:
-                check_host(hosts, version)  # (names the fault, or accepts HTTP/1.0 without)
-            cl = special.get(b"content-length")
-            if b"transfer-encoding" in special:
-                framing, length = message_framing(special, version, request_method=method,
-                                                  status_code=None)
-            elif cl is None:
-                framing, length = _NO_BODY, 0
-            elif len(cl) == 1 and cl[0].isdigit() and len(cl[0]) <= MAX_CONTENT_LENGTH_DIGITS:
-                framing, length = _LENGTH, int(cl[0])  # (what parse_content_length returns)
-            else:
-                framing, length = _LENGTH, parse_content_length(cl)
-        headers, conn = _split(fields, special, hits)
-        if framing is not _NO_BODY:
             self._start_body(framing, length)
-        else:
-            self._rframing = _NO_BODY
-        # (HTTP/1.1 without "close" persists, and an HTTP/1.0 keep-alive request to a
-        # server honouring it: skip the call on the hot paths.)
-        options = conn.options
-        if (version == b"1.0" or b"close" in options) and not (
-            options == _KEEP_ALIVE_ONLY and self._http10_keep_alive and not self._intermediary
-        ) and not persists_after(
-            version,
-            options,
-            is_request=True,
-            intermediary=self._intermediary,
-            honor_http10_keep_alive=self._http10_keep_alive,
-        ):
+        if not persists_after(version, conn.options, True, self._intermediary,
+                              self._http10_keep_alive):
             self._persist = False
         # (Request's __init__ without its frame: every part is already bytes/Headers.)
         request = _new(Request)
@@ -440,7 +338,7 @@ class Connection:
         request.http_version = version
         self._request = request
         self._response_done = False
-        self._read = _BODY  # (IDLE --HEAD--> BODY)
+        self._read = _ON_HEAD[self._read]
         return request
 
     def _read_response(self) -> Event | _Sentinel:
@@ -451,26 +349,15 @@ class Connection:
             if self._eof and not self._buf:
                 return self._closed_between_messages()
             return PAUSED
-        buf = self._buf
-        head = self._head
-        limits = self._limits
-        # Fast path, as in _read_request.
-        fast = head.take_head_fast(buf, STATUS_LINE_CRLF_RE)
-        if fast is not None:
-            (minor, code, reason), fields = fast
-            version = b"1.0" if minor == b"0" else b"1.1"
-            status = int(code)
-            if reason is None:
-                reason = b""
-        else:
-            got = head.take_head(buf)
-            if got is None:
-                return self._closed_between_messages() if self._eof else NEED_DATA
-            start, block = got
-            version, status, reason = parse_status_line(start)
-            fields = parse_fields(block, limits)
-        hits, special = _scan(fields)
-        headers, conn = _split(fields, special, hits)
+        got = self._head.take(self._buf)
+        if got is None:
+            return self._closed_between_messages() if self._eof else NEED_DATA
+        (minor, code, phrase), fields = got
+        version = b"1.0" if minor == b"0" else b"1.1"  # (RFC 9110 §2.5: 1.x is 1.1)
+        status = int(code)
+        reason = phrase or b""
+        hits, special = scan(fields)
+        headers, conn = split_scanned(fields, special, hits)
         request = outstanding[0]
         if status < 200:
             event = InformationalResponse(status, headers, reason, conn, version)
@@ -480,32 +367,8 @@ class Connection:
                 outstanding.popleft()
                 self._switch()
             return event
-        method = request.method
-        te = cl = None
-        if special is not None:
-            te = special.get(b"transfer-encoding")
-            cl = special.get(b"content-length")
-        if (
-            status == 204 or status == 304 or method == b"HEAD" or method == b"CONNECT"
-            or (te is None) == (cl is None)
-        ):
-            framing, length = message_framing(
-                special, version, request_method=method, status_code=status
-            )
-        # The usual cases of message_framing, with its checks:
-        elif te is None:
-            assert cl is not None
-            if len(cl) == 1 and cl[0].isdigit() and len(cl[0]) <= MAX_CONTENT_LENGTH_DIGITS:
-                framing, length = _LENGTH, int(cl[0])
-            else:
-                framing, length = _LENGTH, parse_content_length(cl)
-        elif te == [b"chunked"] and version == b"1.1":
-            framing, length = _CHUNKED, 0
-        else:
-            framing, length = message_framing(
-                special, version, request_method=method, status_code=status
-            )
-        response = _new(Response)
+        framing, length = response_framing(special, version, request.method, status)
+        response = _new(Response)  # (Response's __init__ without its frame)
         response.status_code = status
         response.headers = headers
         response.reason = reason
@@ -515,21 +378,19 @@ class Connection:
             outstanding.popleft()
             self._switch()
             return response
-        if framing is _UNTIL_CLOSE or (
-            (version == b"1.0" or b"close" in conn.options)
-            and not persists_after(version, conn.options, is_request=False,
-                                   honor_http10_keep_alive=self._http10_keep_alive)
-        ):
+        # A body that runs to close ends the connection (RFC 9112 §6.3 (7)).
+        if framing is _UNTIL_CLOSE or not persists_after(
+                version, conn.options, False, False, self._http10_keep_alive):
             self._persist = False
         self._start_body(framing, length)
-        self._read = _BODY  # (IDLE --HEAD--> BODY)
+        self._read = _ON_HEAD[self._read]
         return response
 
     def _start_body(self, framing: Framing, length: int) -> None:
+        self._rframing = framing
         limit = self._limits.max_body_size
         if limit is not None and framing is _LENGTH and length > limit:
             raise BodyTooLarge(f"Content-Length {length} exceeds the limit of {limit} bytes")
-        self._rframing = framing
         self._rleft = length
         self._chunked = ChunkedReader(self._limits) if framing is _CHUNKED else None
 
@@ -539,7 +400,7 @@ class Connection:
         if framing is _LENGTH:
             left = self._rleft
             if left == 0:
-                return self._end_read(EndOfMessage())
+                return self._end_read(EMPTY_HEADERS)
             if not buf:
                 if self._eof:
                     raise IncompleteMessage(f"connection closed with {left} body bytes missing")
@@ -554,10 +415,6 @@ class Connection:
             event = _new(Data)  # (Data's __init__ without its frame)
             event.data = data
             return event
-        if framing is _NO_BODY:
-            return self._end_read(EndOfMessage())
-        if framing is _CHUNKED:
-            return self._read_chunked()
         if framing is _UNTIL_CLOSE:
             if buf:
                 limit = self._limits.max_body_size
@@ -568,54 +425,56 @@ class Connection:
                 buf.clear()
                 return Data(data)
             if self._eof:
-                return self._end_read(EndOfMessage())
+                return self._end_read(EMPTY_HEADERS)
             return NEED_DATA
-        return self._end_read(EndOfMessage())
+        return self._end_read(EMPTY_HEADERS)
 
     def _read_chunked(self) -> Event | _Sentinel:
         assert self._chunked is not None
         got = self._chunked.read(self._buf, self._eof)
         if got is None:
             return NEED_DATA
-        # (Events built without their __init__ frames: the parts are already checked.)
         if isinstance(got, bytes):
-            data = _new(Data)
+            data = _new(Data)  # (Data's __init__ without its frame)
             data.data = got
             return data
-        trailers = _new(Headers)
-        trailers._fields = got
-        trailers._vetted = None
-        end = _new(EndOfMessage)
-        end.trailers = trailers
-        return self._end_read(end)
+        return self._end_read(Headers.from_parsed(got) if got else EMPTY_HEADERS)
 
-    def _end_read(self, event: EndOfMessage) -> EndOfMessage:
-        # The reader is in BODY here: END -> IDLE, END_LAST -> DONE, PAUSE -> PAUSED.
-        self._head._scanned = 0
+    def _end_read(self, trailers: Headers) -> EndOfMessage:
+        """The message we read is complete: move the reader on, and the writer with it.
+
+        Server: the next request is read only once the response to this one is
+        complete (PAUSE, or END if it already is); after ``close`` nothing more
+        (END_LAST, RFC 9112 §9.6). Client: a persisting connection reads the next
+        response (END) and, after an answered CONNECT or Upgrade that did not
+        switch, writes again (RESUME); otherwise both directions are done.
+        """
+        end = _new(EndOfMessage)  # (EndOfMessage's __init__ without its frame)
+        end.trailers = trailers
         if self._is_server:
             if not self._persist:
-                self._read = _DONE
+                self._read = _ON_END_LAST[self._read]
             elif self._response_done:
-                self._read = _IDLE
+                self._read = _ON_END[self._read]
             else:
-                self._read = _PAUSED
-            return event
+                self._read = _ON_PAUSE[self._read]
+            return end
         request = self._outstanding.popleft()
         if self._persist:
-            self._read = _IDLE
+            self._read = _ON_END[self._read]
             if self._write is _PAUSED and (
                 request.method == b"CONNECT" or _sends_upgrade(request.connection)
             ):
-                self._write = _IDLE  # (PAUSED --RESUME--> IDLE)
+                self._write = _ON_RESUME[self._write]
         else:
-            self._read = _DONE
+            self._read = _ON_END_LAST[self._read]
             if self._write is _IDLE or self._write is _PAUSED:
-                self._write = _DONE
-        return event
+                self._write = _ON_END_LAST[self._write]
+        return end
 
     def _switch(self) -> None:
-        self._read = transition(self._read, Trigger.SWITCH)
-        self._write = transition(self._write, Trigger.SWITCH)
+        self._read = _ON_SWITCH[self._read]
+        self._write = _ON_SWITCH[self._write]
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -632,7 +491,8 @@ class Connection:
                 raise InvalidSendState(f"cannot send Data in state {self._write.name}")
             body = self._wbody
             data = event.data
-            # (BodyWriter.data's commonest cases, inlined)
+            # (BodyWriter.data's commonest cases, inlined; tests/core/test_body_writer.py
+            # checks they agree with it.)
             framing = body.framing
             if framing is _LENGTH and len(data) <= body.remaining:
                 body.remaining -= len(data)
@@ -649,100 +509,14 @@ class Connection:
         if type(event) is InformationalResponse:
             return self._send_informational(event)
         if type(event) is ConnectionClosed:
-            self._write = transition(self._write, Trigger.CLOSE)
+            self._write = _ON_CLOSE[self._write]
             return b""
         raise InvalidSendState(f"cannot send {type(event).__name__}")
 
     def send_failed(self) -> None:
         """Tell the connection that writing failed; it is unusable from now on."""
-        self._write = transition(self._write, Trigger.FAIL)
+        self._write = _ON_FAIL[self._write]
         self._persist = False
-
-    def _check_fields(self, headers: Headers, conn: ConnectionInfo) -> Vetted:
-        """Reject hop-by-hop fields passed as end-to-end; return what the writer needs.
-
-        Sets ``self._sent_host`` as a by-product, so the Host rule needs no second pass.
-        """
-        vetted = headers._vetted or vet(headers)
-        nominated = conn.options
-        if nominated:  # (empty for the shared NO_CONNECTION_INFO)
-            if not nominated.isdisjoint(vetted.names):
-                reject_hop_by_hop(headers._fields, nominated)
-            for option in nominated:
-                if not TOKEN_RE.fullmatch(option):
-                    raise InvalidMessageToSend(f"connection option {option!r} is not a token")
-        self._sent_host = vetted.has_host
-        return vetted
-
-    @staticmethod
-    def _connection_tokens(conn: ConnectionInfo, persist: bool, peer_10: bool) -> list[bytes]:
-        if not persist:
-            tokens = [b"close"]
-        elif peer_10:
-            tokens = [b"keep-alive"]
-        else:
-            tokens = []
-        if conn is NO_CONNECTION_INFO:
-            return tokens
-        for f in conn.fields.fields:
-            name = f[0]
-            if name not in _UNLISTED and name not in tokens and (persist or name != b"keep-alive"):
-                tokens.append(name)
-        for option in sorted(conn.options):
-            if option not in (b"close", b"keep-alive") and option not in tokens:
-                tokens.append(option)
-        return tokens
-
-    @classmethod
-    def _conn_block(cls, conn: ConnectionInfo, persist: bool, peer_10: bool) -> bytes:
-        """The connection-specific lines to write for *conn*, memoized on it.
-
-        They depend only on *conn* and the two flags, and a server sends the
-        same few instances (no options; a shared ``Keep-Alive``) again and again.
-        """
-        memo = conn._wire
-        if memo is None:
-            memo = conn._wire = [None, None, None, None]
-        key = persist + 2 * peer_10
-        lines = memo[key]
-        if lines is None:
-            lines = memo[key] = connection_lines(
-                cls._conn_fields_to_write(conn, persist),
-                cls._connection_tokens(conn, persist, peer_10),
-            )
-        return lines
-
-    @staticmethod
-    def _conn_fields_to_write(conn: ConnectionInfo, persist: bool) -> list[Field]:
-        if conn is NO_CONNECTION_INFO:
-            return []
-        return [
-            f for f in conn.fields.fields
-            if f[0] not in (b"connection", b"transfer-encoding", b"proxy-connection")
-            and (persist or f[0] != b"keep-alive")
-        ]
-
-    @staticmethod
-    def _wants_chunked(conn: ConnectionInfo) -> bool:
-        if conn is NO_CONNECTION_INFO or b"transfer-encoding" not in map(
-                _NAME, conn.fields._fields):
-            return False
-        te = conn.fields.get_all(b"transfer-encoding")
-        try:
-            return is_chunked(te)
-        except ProtocolError as exc:
-            raise FramingMismatch(f"cannot send Transfer-Encoding: {exc.msg}") from None
-
-    @staticmethod
-    def _length(vetted: Vetted) -> int:
-        """The length the sent Content-Length fields give (checked when first vetted)."""
-        length = vetted.length
-        if length is not None:
-            return length
-        try:
-            return parse_content_length(vetted.lengths)
-        except ProtocolError as exc:
-            raise FramingMismatch(f"cannot send Content-Length: {exc.msg}") from None
 
     def _send_request(self, event: Request) -> bytes:
         if self._is_server:
@@ -752,54 +526,14 @@ class Connection:
                 f"cannot send a request now (writer {self._write.name}"
                 + (", connection closing)" if not self._persist else ")")
             )
-        method, target, version = event.method, event.target, event.http_version
-        if method not in _COMMON_METHODS and not TOKEN_RE.fullmatch(method):
-            raise InvalidMessageToSend(f"invalid method {method!r}")
-        if not _TARGET_RE.fullmatch(target):
-            raise InvalidMessageToSend(f"invalid request-target {target!r}")
-        if version != b"1.1" and version != b"1.0":
-            raise InvalidMessageToSend(f"cannot send HTTP/{version.decode('latin-1')}")
-        if target[:1] != b"/" or method == b"CONNECT" or b"#" in target:
-            try:
-                check_request_target(method, target)
-            except ProtocolError as exc:
-                raise InvalidMessageToSend(exc.msg) from None
-        conn = event.connection
-        vetted = self._check_fields(event.headers, conn)
-        lengths = vetted.lengths
-        if version == b"1.1" and not self._sent_host:
-            raise InvalidMessageToSend("an HTTP/1.1 request needs a Host field (RFC 9112 §3.2)")
-        chunked = conn is not NO_CONNECTION_INFO and self._wants_chunked(conn)
-        if chunked and lengths:
-            raise FramingMismatch("both Content-Length and chunked requested")
-        if chunked and version == b"1.0":
-            raise FramingMismatch("HTTP/1.0 cannot carry chunked content")
-        if lengths:
-            body = BodyWriter(_LENGTH, self._length(vetted))
-        elif chunked:
-            body = CHUNKED_WRITER
-        else:
-            body = NO_BODY_WRITER
-        persist = self._persist and self._allow_keep_alive and b"close" not in conn.options
-        if conn is NO_CONNECTION_INFO and persist and version == b"1.1" and vetted.block:
-            # (write_head's commonest case inlined: no Connection line, no framing line.)
-            head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (method, target, vetted.block)
-        else:
-            head = write_head(
-                b"%s %s HTTP/%s" % (method, target, version),
-                vetted.block,
-                self._conn_block(conn, persist, version == b"1.0"),
-                b"Transfer-Encoding: chunked" if chunked else b"",
-            )
-        self._persist = persist
-        self._wbody = body
+        head, self._wbody, self._persist = request_to_send(event, self._persist)
         self._outstanding.append(event)
-        self._write = _BODY  # (IDLE --HEAD--> BODY)
+        self._write = _ON_HEAD[self._write]
         return head
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
         request = self._request
-        if self.role is not Role.SERVER or request is None or self._write is not _IDLE:
+        if not self._is_server or request is None or self._write is not _IDLE:
             raise InvalidSendState("a 1xx response needs a request awaiting its response")
         status = event.status_code
         if not 100 <= status <= 199:
@@ -808,39 +542,18 @@ class Connection:
             raise InvalidSendState("a server MUST NOT send a 1xx response to an HTTP/1.0 client "
                                    "(RFC 9110 §15.2)")
         conn = event.connection
-        vetted = self._check_fields(event.headers, conn)
+        fields_to_send(event.headers, conn, False)
         switching = status == 101
         if switching:
             if not _offers_upgrade(request.connection) or b"upgrade" not in conn.fields:
                 raise InvalidMessageToSend("101 needs an Upgrade offer and an Upgrade field")
             if self._read not in (_PAUSED, _DONE):
                 raise InvalidSendState("cannot switch protocols before the request is complete")
-        # RFC 9110 §7.6.1/§15.2: 1xx responses never end the connection; no close here.
-        tokens = self._connection_tokens(conn, True, False)
-        head = write_head(
-            self._status_line(event),
-            vetted.block,
-            connection_lines(self._conn_fields_to_write(conn, True),
-                             [t for t in tokens if t != b"close"]),
-            b"",
-        )
+        head = informational_head(event)
         if switching:
             self._request = None
             self._switch()
         return head
-
-    @staticmethod
-    def _status_line(event: InformationalResponse | Response) -> bytes:
-        reason = event.reason
-        # (No phrase, or the customary one, as a relayed answer usually carries: the
-        # prebuilt line; any other phrase is checked and kept as given.)
-        if not reason or reason == _REASONS.get(event.status_code):
-            line = _STATUS_LINES.get(event.status_code)
-            if line is not None:
-                return line
-        if not _REASON_RE.fullmatch(reason):
-            raise InvalidMessageToSend(f"invalid reason-phrase {reason!r}")
-        return b"HTTP/1.1 %d %s" % (event.status_code, reason)
 
     def _send_response(self, event: Response) -> bytes:
         if not self._is_server:
@@ -849,94 +562,55 @@ class Connection:
         if self._write is not _IDLE or (request is None and self._read is not _ERROR
                                              and self._read is not _IDLE):
             raise InvalidSendState(f"cannot send a response now (writer {self._write.name})")
-        status = event.status_code
-        if not 200 <= status <= 999:
-            raise InvalidMessageToSend(f"{status} is not a final status")
-        conn = event.connection
-        vetted = self._check_fields(event.headers, conn)
-        lengths = vetted.lengths
-        chunked = conn is not NO_CONNECTION_INFO and self._wants_chunked(conn)
-        if chunked and lengths:
-            raise FramingMismatch("both Content-Length and chunked requested")
-        method = request.method if request is not None else b"GET"
-        peer_10 = request is None or request.http_version == b"1.0"
-        framing_line = b""
-        if method == b"CONNECT" and status < 300:
-            if lengths or chunked:
-                raise FramingMismatch("a 2xx response to CONNECT has no framing fields "
-                                      "(RFC 9110 §9.3.6)")
-            framing = _TUNNEL
-        elif status in (204, 304) or method == b"HEAD":
-            if lengths and status == 204:
-                raise FramingMismatch("a 204 response MUST NOT carry Content-Length "
-                                      "(RFC 9110 §8.6)")
-            framing = _NO_BODY
-        elif lengths:
-            framing = _LENGTH
-        elif not peer_10:
-            framing = _CHUNKED
-            framing_line = b"Transfer-Encoding: chunked"
-        else:
-            framing = _UNTIL_CLOSE  # never chunked to an HTTP/1.0 peer
-        persist = (
-            self._persist
-            and request is not None
-            and b"close" not in conn.options
-            and framing is not _UNTIL_CLOSE
-            and self._read is not _ERROR
-        )
-        if framing is _TUNNEL:
-            tokens = [t for t in self._connection_tokens(conn, persist, peer_10)
-                      if t not in (b"close", b"keep-alive")]
-            conn_block = connection_lines(self._conn_fields_to_write(conn, persist), tokens)
-        else:
-            conn_block = self._conn_block(conn, persist, peer_10)
-        head = write_head(self._status_line(event), vetted.block, conn_block, framing_line)
+        head, framing, persist, wire = response_to_send(event, request, self._persist)
         if framing is _TUNNEL:
             if self._read not in (_PAUSED, _DONE):
                 raise InvalidSendState("cannot open a tunnel before the CONNECT request is read")
             self._request = None
             self._switch()
             return head
+        self._wbody = BodyWriter.to_send(
+            framing, wire, request is not None and request.method == b"HEAD")
         self._persist = persist
-        if framing is _LENGTH:
-            self._wbody = BodyWriter(framing, self._length(vetted))
-        elif method == b"HEAD":
-            self._wbody = BodyWriter(framing, discard=True)
-        elif framing is _CHUNKED:
-            self._wbody = CHUNKED_WRITER
-        else:
-            self._wbody = BodyWriter.for_framing(framing)
-        self._write = _BODY  # (IDLE --HEAD--> BODY)
+        self._write = _ON_HEAD[self._write]
         return head
 
     def _send_end(self, event: EndOfMessage) -> bytes:
-        # The writer is in BODY here: END -> IDLE, END_LAST -> DONE, PAUSE -> PAUSED.
+        """End the message we write, and move the writer on (the reader with it).
+
+        Server: after ``close`` nothing more is written (END_LAST, RFC 9112
+        §9.6), else the next response may follow (END) and a reader waiting for
+        this response reads on (RESUME). Client: after a CONNECT or an Upgrade
+        offer still unanswered, nothing is written until the answer is read (PAUSE).
+        """
         if self._write is not _BODY:
             raise InvalidSendState(f"cannot send EndOfMessage in state {self._write.name}")
         body = self._wbody
-        trailers = event.trailers._fields
+        trailers = event.trailers.fields
         if not trailers and (body.framing is _NO_BODY or (
                 body.framing is _LENGTH and not body.remaining)):
-            data = b""  # (BodyWriter.end's commonest cases, inlined)
+            data = b""  # (BodyWriter.end's commonest cases, inlined; see test_body_writer.py)
         else:
             data = body.end(trailers)
         if self._is_server:
             self._request = None
             if not self._persist:
-                self._write = _DONE
+                self._write = _ON_END_LAST[self._write]
                 return data
-            self._write = _IDLE
+            self._write = _ON_END[self._write]
             if self._read is _PAUSED:
-                self._read = _IDLE  # (PAUSED --RESUME--> IDLE)
+                self._read = _ON_RESUME[self._read]
             else:
                 self._response_done = True  # the request body is still arriving
             return data
-        request = self._outstanding[-1]
+        # The request ending is the newest one sent; none is outstanding when its
+        # response came before its body ended (RFC 9112 §9.5): nothing to wait for.
+        outstanding = self._outstanding
         if not self._persist:
-            self._write = _DONE
-        elif request.method == b"CONNECT" or _sends_upgrade(request.connection):
-            self._write = _PAUSED
+            self._write = _ON_END_LAST[self._write]
+        elif outstanding and (outstanding[-1].method == b"CONNECT"
+                              or _sends_upgrade(outstanding[-1].connection)):
+            self._write = _ON_PAUSE[self._write]
         else:
-            self._write = _IDLE
+            self._write = _ON_END[self._write]
         return data

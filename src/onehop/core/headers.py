@@ -1,39 +1,47 @@
-"""Header fields, list syntax, and the split of connection-specific fields.
+"""Header fields, their serialized form, and the split of connection-specific fields.
 
 This module owns the answer to "what is hop-by-hop?" (RFC 9110 §7.6.1): the
 fixed set below plus every field a ``Connection`` line names. Reader, writer,
 server, client and proxy all call :func:`split_fields` or use
-:class:`ConnectionInfo`; nobody parses ``Connection`` anywhere else.
+:class:`ConnectionInfo`; nobody parses ``Connection`` anywhere else, and nobody
+but :meth:`ConnectionInfo.compose` writes it.
+
+The two classes keep their own serialized form (:meth:`Headers.wire`,
+:meth:`ConnectionInfo.lines`), computed once per instance: a server sends the
+same few instances on most responses. That is why they are immutable by
+contract, and why this module imports no writer.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Final, Union
+from operator import itemgetter
+from typing import Final, Union
 
-from onehop.errors import InvalidConnectionHeader, InvalidHeaderToSend
-
-if TYPE_CHECKING:
-    from onehop.core.writer import Vetted
+from onehop.core.framing import plain_content_length
+from onehop.core.syntax import (
+    FIELD_VALUE_RE,
+    TCHAR,
+    TOKEN_RE,
+    KeepAliveParams,
+    list_members,
+    parse_token_list,
+)
+from onehop.errors import HopByHopInHeaders, InvalidHeaderToSend
 
 #: A field as stored: (lower-case name, name as received, value without OWS).
 Field = tuple[bytes, bytes, bytes]
 #: What callers may pass where a header list is expected.
 HeaderInput = Union["Headers", Iterable[tuple[bytes | str, bytes | str]]]
 
-_TCHAR: Final = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
-TOKEN_RE: Final = re.compile(rb"[" + _TCHAR + rb"]+")
-#: A field value: VCHAR, obs-text, SP and HTAB; no CTL, no NUL (RFC 9110 §5.5).
-FIELD_VALUE_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-
 _VCHAR_OBS: Final = rb"[\x21-\x7e\x80-\xff]"
 #: "name NUL value", the value without OWS at either edge (:meth:`Headers.__init__`).
 _PAIR: Final = (
-    rb"[" + _TCHAR + rb"]++\x00(?:" + _VCHAR_OBS + rb"(?:[\t\x20-\x7e\x80-\xff]*+(?<![ \t]))?)?"
+    rb"[" + TCHAR + rb"]++\x00(?:" + _VCHAR_OBS + rb"(?:[\t\x20-\x7e\x80-\xff]*+(?<![ \t]))?)?"
 )
 _PAIRS_RE: Final = re.compile(_PAIR + rb"(?:\n" + _PAIR + rb")*+")
-_NAMES_RE: Final = re.compile(rb"[" + _TCHAR + rb"]+(?:\n[" + _TCHAR + rb"]+)*")
+_NAMES_RE: Final = re.compile(rb"[" + TCHAR + rb"]+(?:\n[" + TCHAR + rb"]+)*")
 _VALUES_RE: Final = re.compile(rb"[\t\n\x20-\x7e\x80-\xff]*")
 
 #: Fields that are connection-specific whether or not Connection names them
@@ -53,7 +61,32 @@ HOP_BY_HOP_FIELDS: Final = frozenset(
 )
 
 
+#: Names that may not be sent among the end-to-end ``headers``: the fixed hop-by-hop
+#: set, and ``close``, a reserved field name (RFC 9110 §18.4) that our own
+#: ``Connection: close`` would nominate and so strip.
+NOT_END_TO_END: Final = HOP_BY_HOP_FIELDS | {b"close"}
+
+#: Connection-specific fields the writer makes itself or never sends, so a
+#: :class:`ConnectionInfo` given to send is not copied for them: ``Connection``
+#: (written from the options and the persistence decision, RFC 9110 §7.6.1),
+#: ``Transfer-Encoding`` (written from the framing decision, RFC 9112 §6.1) and
+#: the obsolete ``Proxy-Connection``. The one list of "the writer owns these".
+WRITER_OWNED_FIELDS: Final = frozenset({b"connection", b"transfer-encoding", b"proxy-connection"})
+
+#: Connection-specific fields our ``Connection`` line does not name: those the writer
+#: owns, and those every recipient treats as hop-by-hop already. TE, Upgrade and
+#: Keep-Alive are named, since RFC 9110 §10.1.4, §7.8 and RFC 7230 §A.1.2 ask for it.
+_UNLISTED: Final = WRITER_OWNED_FIELDS | {
+    b"proxy-authorization", b"proxy-authenticate", b"trailer"}
+
+#: (raw name, value) of a field triple, and "name: value" of such a pair (C-level map).
+RAW_AND_VALUE: Final = itemgetter(1, 2)
+FIELD_LINE: Final = b": ".join
+_LOWER_AND_VALUE: Final = itemgetter(0, 2)
+_NAME: Final = itemgetter(0)
+
 _OWS: Final = (b" ", b"\t")
+_NO_OPTIONS: Final[frozenset[bytes]] = frozenset()
 
 
 def _to_bytes(value: bytes | str) -> bytes:
@@ -65,6 +98,55 @@ def _to_bytes(value: bytes | str) -> bytes:
         raise InvalidHeaderToSend(f"header text must be latin-1: {value!r}") from exc
 
 
+class WireFields:
+    """What sending one :class:`Headers` needs, worked out once per instance.
+
+    Built by :meth:`Headers.wire`. A server sends the same header list on most
+    responses (its head cache shares one instance), so the hop-by-hop check
+    (RFC 9110 §7.6.1), the Host and Content-Length look-ups and the joined
+    field lines are done once per instance, not once per message.
+    """
+
+    __slots__ = ("block", "has_host", "length", "lengths", "names")
+
+    def __init__(self, fields: list[Field], joined: bytes | None = None) -> None:
+        names = frozenset(map(_NAME, fields))
+        if not NOT_END_TO_END.isdisjoint(names):
+            reject_hop_by_hop(fields, frozenset())
+        #: The lower-case names present.
+        self.names = names
+        #: Whether a Host field is among them (RFC 9112 §3.2).
+        self.has_host = b"host" in names
+        #: The Content-Length values, for the framing decision.
+        self.lengths: list[bytes] = []
+        #: The one plain Content-Length value as a number; None: the framing rule
+        #: parses ``lengths`` (several values, or one to reject with its reason).
+        self.length: int | None = None
+        if b"content-length" in names:
+            self.lengths = [f[2] for f in fields if f[0] == b"content-length"]
+            self.length = plain_content_length(self.lengths)
+        #: The field lines, CRLF-joined, without the last CRLF. *joined*, when given,
+        #: holds the same pairs "name NUL value" LF-joined (neither NUL nor LF can
+        #: occur in a checked field): two replaces cost a fourth of a join per line.
+        self.block = joined.replace(b"\x00", b": ").replace(b"\n", b"\r\n") if (
+            joined is not None) else b"\r\n".join(map(FIELD_LINE, map(RAW_AND_VALUE, fields)))
+
+
+def reject_hop_by_hop(fields: list[Field], nominated: frozenset[bytes]) -> None:
+    """Raise for the first field that is hop-by-hop or *nominated* (none: return).
+
+    Raises:
+        HopByHopInHeaders: RFC 9110 §7.6.1; such a field goes in ``connection``.
+    """
+    for f in fields:
+        name = f[0]
+        if name in NOT_END_TO_END or name in nominated:
+            raise HopByHopInHeaders(
+                f"{f[1].decode('latin-1')!r} is hop-by-hop: pass it in `connection`, not "
+                "`headers` (RFC 9110 §7.6.1)"
+            )
+
+
 class Headers:
     """An ordered, case-insensitive multi-map of header fields.
 
@@ -72,17 +154,25 @@ class Headers:
     proxies forward them and some peers care (issue 2, segregation). Values are
     stored without leading or trailing whitespace (RFC 9112 §5.1).
 
-    Immutable: a sent instance keeps, in ``_vetted``, what the writer checked
-    and serialized (:func:`onehop.core.writer.vet`), so an instance a server
-    sends on every response (see the server's head cache) is checked once.
+    Immutable by contract: ``fields`` is the stored list itself (no copy on
+    read), so never assign or mutate it. That is what lets an instance keep its
+    own serialized form (:meth:`wire`), so one a server sends on every response
+    (its head cache) is checked and joined once.
     """
 
-    __slots__ = ("_fields", "_vetted")
+    __slots__ = ("_joined", "_wire", "fields")
+
+    #: The (lower-case name, raw name, value) triples, in order: the stored list,
+    #: not a copy (read-only by contract; a plain attribute, so reading is free).
+    fields: list[Field]
 
     def __init__(self, fields: HeaderInput = ()) -> None:
-        self._vetted: Vetted | None = None
+        self._wire: WireFields | None = None
+        #: The pairs as checked, "name NUL value" LF-joined (list fast path only):
+        #: :class:`WireFields` turns it into the field lines with two replaces.
+        self._joined: bytes | None = None
         if isinstance(fields, Headers):
-            self._fields: list[Field] = list(fields._fields)
+            self.fields = list(fields.fields)
             return
         if type(fields) is list or type(fields) is tuple:
             # Fast path for a sequence of (bytes, bytes) pairs: one regex checks every
@@ -100,7 +190,8 @@ class Headers:
                     _PAIRS_RE.fullmatch(blob) is not None
                     and blob.count(b"\n") == len(built) - 1
                 ):
-                    self._fields = built
+                    self.fields = built
+                    self._joined = blob
                     return
         raws: list[bytes] = []
         vals: list[bytes] = []
@@ -129,26 +220,51 @@ class Headers:
                     raise InvalidHeaderToSend(
                         f"invalid value for field {raw.decode('latin-1')!r}"
                     )
-        built = [(raw.lower(), raw, val) for raw, val in zip(raws, vals, strict=True)]
-        self._fields = built
+        self.fields = [(raw.lower(), raw, val) for raw, val in zip(raws, vals, strict=True)]
 
     @classmethod
-    def _trusted(cls, fields: list[Field]) -> Headers:
-        """Wrap already-validated triples without copying (the parser's fast path)."""
-        self = cls.__new__(cls)
-        self._fields = fields
-        self._vetted = None
+    def from_parsed(cls, fields: list[Field]) -> Headers:
+        """Wrap triples that are already valid, without copying or checking them.
+
+        For fields the parser produced, or taken from another :class:`Headers`
+        (a proxy filtering what it received): names lower-cased in the first
+        item, values without OWS at either edge. The list becomes the instance's
+        own: the caller must not change it afterwards.
+        """
+        self = _new(cls)
+        self.fields = fields
+        self._wire = None
+        self._joined = None
         return self
 
+    #: Former name of :meth:`from_parsed`, kept while other packages move over.
+    _trusted = from_parsed
+
+    @property
+    def _fields(self) -> list[Field]:
+        """Former name of :attr:`fields`, kept while other packages move over."""
+        return self.fields
+
+    def wire(self) -> WireFields:
+        """What the writer needs to send these fields, computed once per instance.
+
+        Raises:
+            HopByHopInHeaders: a hop-by-hop field (RFC 9110 §7.6.1) is among them.
+        """
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = WireFields(self.fields, self._joined)
+            self._joined = None
+        return wire
+
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
-        for _, raw, value in self._fields:
-            yield raw, value
+        return map(RAW_AND_VALUE, self.fields)
 
     def __len__(self) -> int:
-        return len(self._fields)
+        return len(self.fields)
 
     def __bool__(self) -> bool:
-        return bool(self._fields)
+        return bool(self.fields)
 
     def __contains__(self, name: object) -> bool:
         if isinstance(name, str):
@@ -156,139 +272,67 @@ class Headers:
         if not isinstance(name, bytes):
             return False
         lname = name.lower()
-        return any(f[0] == lname for f in self._fields)
+        return any(f[0] == lname for f in self.fields)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
-            return [(f[0], f[2]) for f in self._fields] == [(f[0], f[2]) for f in other._fields]
+            return self.lower_items() == other.lower_items()
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(tuple((f[0], f[2]) for f in self._fields))
+        return hash(tuple(self.lower_items()))
 
     def __repr__(self) -> str:
         return f"Headers({list(self)!r})"
 
-    @property
-    def fields(self) -> list[Field]:
-        """The (lower-case name, raw name, value) triples, in order. Do not mutate."""
-        return self._fields
+    def first(self, lname: bytes) -> bytes | None:
+        """Return the first value of the field whose lower-case name is *lname*, or None.
+
+        The fast form of :meth:`get` for code that already holds a lower-case
+        bytes name (no conversion, no default).
+        """
+        for f in self.fields:
+            if f[0] == lname:
+                return f[2]
+        return None
 
     def get(self, name: bytes | str, default: bytes | None = None) -> bytes | None:
         """Return the first value of *name*, or *default*."""
-        lname = _to_bytes(name).lower()
-        for f in self._fields:
-            if f[0] == lname:
-                return f[2]
-        return default
+        value = self.first(_to_bytes(name).lower())
+        return default if value is None else value
 
     def get_all(self, name: bytes | str) -> list[bytes]:
         """Return every value of *name*, in order (one per field line)."""
         lname = _to_bytes(name).lower()
-        return [f[2] for f in self._fields if f[0] == lname]
+        return [f[2] for f in self.fields if f[0] == lname]
 
     def get_list(self, name: bytes | str) -> list[bytes]:
         """Return the members of a list-syntax field across all its lines (RFC 9110 §5.6.1)."""
-        return [m for value in self.get_all(name) for m in _list_members(value)]
+        return [m for value in self.get_all(name) for m in list_members(value)]
 
     def raw(self) -> list[tuple[bytes, bytes]]:
         """Return (raw name, value) pairs, in order."""
-        return [(f[1], f[2]) for f in self._fields]
+        return list(map(RAW_AND_VALUE, self.fields))
 
     def lower_items(self) -> list[tuple[bytes, bytes]]:
-        """Return (lower-case name, value) pairs, in order (the ASGI shape)."""
-        return [(f[0], f[2]) for f in self._fields]
+        """Return (lower-case name, value) pairs, in order: the ASGI shape (one C-level map)."""
+        return list(map(_LOWER_AND_VALUE, self.fields))
 
     def without(self, names: Iterable[bytes]) -> Headers:
         """Return a copy without the fields named (names compared case-insensitively)."""
         drop = {n.lower() for n in names}
-        return Headers._trusted([f for f in self._fields if f[0] not in drop])
+        return Headers.from_parsed([f for f in self.fields if f[0] not in drop])
 
     def with_field(self, name: bytes | str, value: bytes | str) -> Headers:
         """Return a copy with one more field line appended (validated)."""
         extra = Headers([(name, value)])
-        return Headers._trusted(self._fields + extra._fields)
+        return Headers.from_parsed(self.fields + extra.fields)
 
 
-EMPTY_HEADERS: Final = Headers._trusted([])
+#: Builds an instance without calling ``__init__`` (no Python frame): for trusted data.
+_new: Final = object.__new__
 
-
-def _list_members(value: bytes) -> Iterator[bytes]:
-    """Yield the non-empty members of one list-syntax field value, OWS stripped."""
-    for member in value.split(b","):
-        member = member.strip(b" \t")
-        if member:
-            yield member
-
-
-def parse_token_list(values: Iterable[bytes], field: str = "Connection") -> frozenset[bytes]:
-    """Parse ``1#token`` across several field lines into lower-case tokens.
-
-    RFC 9110 §5.6.1: empty elements and OWS around commas are allowed and
-    ignored; tokens are case-insensitive (§7.6.1). A non-token member makes the
-    whole field invalid: we raise rather than guess which fields it meant to
-    name, because guessing wrong lets a hop-by-hop field through a proxy.
-
-    Raises:
-        InvalidConnectionHeader: a member is not a token.
-    """
-    tokens: set[bytes] = set()
-    for value in values:
-        for member in _list_members(value):
-            if not TOKEN_RE.fullmatch(member):
-                raise InvalidConnectionHeader(
-                    f"invalid {field} option {member.decode('latin-1')!r}: not a token"
-                )
-            tokens.add(member.lower())
-    return frozenset(tokens)
-
-
-class KeepAliveParams:
-    """The ``Keep-Alive`` field's hints (RFC 2068 §19.7.1.1, RFC 7230 §A.1.2).
-
-    ``timeout`` is how many seconds the sender will hold an idle connection,
-    ``max`` how many more requests it will take. Both are hints: a malformed
-    parameter is ignored rather than fatal, since the field is advisory.
-    """
-
-    __slots__ = ("max", "timeout")
-
-    def __init__(self, timeout: int | None = None, max: int | None = None) -> None:
-        self.timeout = timeout
-        self.max = max
-
-    @classmethod
-    def parse(cls, values: Iterable[bytes]) -> KeepAliveParams:
-        """Parse ``timeout=N, max=M`` from the Keep-Alive field lines."""
-        params: dict[bytes, int] = {}
-        for value in values:
-            for member in _list_members(value):
-                key, sep, num = member.partition(b"=")
-                key = key.strip(b" \t").lower()
-                num = num.strip(b" \t").strip(b'"')
-                if sep and num.isdigit() and len(num) <= 9 and key not in params:
-                    params[key] = int(num)
-        return cls(params.get(b"timeout"), params.get(b"max"))
-
-    def to_value(self) -> bytes:
-        """Serialize back to a field value (empty when nothing is set)."""
-        parts = []
-        if self.timeout is not None:
-            parts.append(b"timeout=%d" % self.timeout)
-        if self.max is not None:
-            parts.append(b"max=%d" % self.max)
-        return b", ".join(parts)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, KeepAliveParams):
-            return NotImplemented
-        return (self.timeout, self.max) == (other.timeout, other.max)
-
-    def __hash__(self) -> int:
-        return hash((self.timeout, self.max))
-
-    def __repr__(self) -> str:
-        return f"KeepAliveParams(timeout={self.timeout!r}, max={self.max!r})"
+EMPTY_HEADERS: Final = Headers.from_parsed([])
 
 
 class ConnectionInfo:
@@ -302,12 +346,13 @@ class ConnectionInfo:
 
     On send, ``fields`` are the connection-specific fields to write (e.g.
     ``Upgrade``, ``Keep-Alive``) and ``options`` extra tokens; the writer writes
-    ``Connection`` itself, listing them, plus ``close``/``keep-alive``. Treat an
-    instance as immutable: the writer keeps the lines it wrote for it in
-    ``_wire`` (one per persistence case), so a shared instance is serialized once.
+    ``Connection`` itself, listing them, plus ``close``/``keep-alive``
+    (:meth:`lines`). Treat an instance as immutable: it keeps the lines it
+    composed, one per persistence case, so a shared instance (a server's
+    ``Keep-Alive`` hint) is composed once.
     """
 
-    __slots__ = ("_keep_alive", "_wire", "fields", "options")
+    __slots__ = ("_keep_alive", "_lines", "fields", "options")
 
     def __init__(
         self, options: Iterable[bytes | str] = (), fields: HeaderInput = ()
@@ -317,16 +362,25 @@ class ConnectionInfo:
         )
         self.fields: Headers = fields if isinstance(fields, Headers) else Headers(fields)
         self._keep_alive: KeepAliveParams | None = None
-        self._wire: list[bytes | None] | None = None
+        self._lines: list[bytes | None] | None = None
 
     @classmethod
-    def _trusted(cls, options: frozenset[bytes], fields: list[Field]) -> ConnectionInfo:
-        self = cls.__new__(cls)
+    def from_parsed(cls, options: frozenset[bytes], fields: list[Field]) -> ConnectionInfo:
+        """Wrap parts that are already valid, without copying or checking them.
+
+        *options* are lower-case tokens; *fields* are valid triples, as
+        :meth:`Headers.from_parsed` takes them (and, like there, become the
+        instance's own).
+        """
+        self = _new(cls)
         self.options = options
-        self.fields = Headers._trusted(fields)
+        self.fields = Headers.from_parsed(fields)
         self._keep_alive = None
-        self._wire = None
+        self._lines = None
         return self
+
+    #: Former name of :meth:`from_parsed`, kept while other packages move over.
+    _trusted = from_parsed
 
     @property
     def close(self) -> bool:
@@ -355,6 +409,55 @@ class ConnectionInfo:
             self._keep_alive = KeepAliveParams.parse(self.fields.get_all(b"keep-alive"))
         return self._keep_alive
 
+    def lines(self, persist: bool, peer_10: bool) -> bytes:
+        """The field lines that send this part, memoized per case (see :meth:`compose`)."""
+        memo = self._lines
+        if memo is None:
+            memo = self._lines = [None, None, None, None]
+        key = persist + 2 * peer_10
+        lines = memo[key]
+        if lines is None:
+            lines = memo[key] = self.compose(persist, peer_10)
+        return lines
+
+    def compose(self, persist: bool, peer_10: bool, drop: frozenset[bytes] = _NO_OPTIONS) -> bytes:
+        """The field lines that send this part: its fields, then one ``Connection`` line.
+
+        CRLF-joined, without the last CRLF. The ``Connection`` line lists
+        ``close`` when the connection ends after this message (*persist* false,
+        RFC 9112 §9.6), else ``keep-alive`` to an HTTP/1.0 peer (*peer_10*,
+        RFC 9112 §9.3, RFC 7230 §A.1.2); then every field sent here that a
+        recipient would not know as hop-by-hop (RFC 9110 §7.6.1), then the other
+        options, sorted; no tokens in *drop* (a 1xx cannot close, a tunnel has no
+        persistence to announce). The fields the writer owns
+        (:data:`WRITER_OWNED_FIELDS`) are not copied, and ``Keep-Alive`` is not
+        sent on a closing connection: its hints would be false.
+        """
+        if not persist:
+            tokens = [b"close"]
+        elif peer_10:
+            tokens = [b"keep-alive"]
+        else:
+            tokens = []
+        conn_fields = []
+        for f in self.fields.fields:
+            name = f[0]
+            if not persist and name == b"keep-alive":
+                continue
+            if name not in WRITER_OWNED_FIELDS:
+                conn_fields.append(f)
+            if name not in _UNLISTED and name not in tokens:
+                tokens.append(name)
+        for option in sorted(self.options):
+            if option not in (b"close", b"keep-alive") and option not in tokens:
+                tokens.append(option)
+        if drop:
+            tokens = [t for t in tokens if t not in drop]
+        lines = list(map(FIELD_LINE, map(RAW_AND_VALUE, conn_fields)))
+        if tokens:
+            lines.append(b"Connection: " + b", ".join(tokens))
+        return b"\r\n".join(lines)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ConnectionInfo):
             return NotImplemented
@@ -367,12 +470,8 @@ class ConnectionInfo:
         return f"ConnectionInfo(options={sorted(self.options)!r}, fields={self.fields!r})"
 
 
-NO_CONNECTION_INFO: Final = ConnectionInfo._trusted(frozenset(), [])
+NO_CONNECTION_INFO: Final = ConnectionInfo.from_parsed(frozenset(), [])
 
-
-#: Builds an instance without calling ``__init__`` (no Python frame): for trusted data.
-_new: Final = object.__new__
-_NO_OPTIONS: Final[frozenset[bytes]] = frozenset()
 
 _OPTIONS_CACHE: dict[bytes, tuple[frozenset[bytes], frozenset[bytes]]] = {}
 _OPTIONS_CACHE_SIZE: Final = 256
@@ -401,11 +500,12 @@ def scan_fields(fields: list[Field]) -> dict[bytes, list[bytes]] | None:
     One pass over the fields instead of one per rule (hot path); returns None
     when the message has none of them.
     """
-    return _scan(fields)[1]
+    return scan(fields)[1]
 
 
-def _scan(fields: list[Field]) -> tuple[list[Field], dict[bytes, list[bytes]] | None]:
-    """:func:`scan_fields`, also returning the special field lines themselves."""
+def scan(fields: list[Field]) -> tuple[list[Field], dict[bytes, list[bytes]] | None]:
+    """:func:`scan_fields`, also returning the special field lines themselves (for
+    :func:`split_scanned`)."""
     # (Loops, not comprehensions: on CPython 3.11 each comprehension is a call.)
     hits: list[Field] = []
     for f in fields:
@@ -439,21 +539,28 @@ def split_fields(
     """
     if isinstance(special, bool):
         if not special:
-            return _split(fields, None, None)
-        hits, scanned = _scan(fields)
-        return _split(fields, scanned, hits)
-    return _split(fields, special, None)
+            return split_scanned(fields, None, None)
+        hits, scanned = scan(fields)
+        return split_scanned(fields, scanned, hits)
+    return split_scanned(fields, special, None)
 
 
-def _split(
+def split_scanned(
     fields: list[Field], special: dict[bytes, list[bytes]] | None, hits: list[Field] | None
 ) -> tuple[Headers, ConnectionInfo]:
-    """:func:`split_fields`; *hits* are the special lines from :func:`_scan`, if known."""
+    """:func:`split_fields` after :func:`scan` (*special* and *hits*: its results, or
+    *hits* None when unknown): the reader scans once for Host, framing and this.
+
+    Raises:
+        InvalidConnectionHeader: a Connection member is not a token.
+    """
     hop = HOP_BY_HOP_FIELDS
-    headers = _new(Headers)
-    headers._vetted = None
     if not special or hop.isdisjoint(special):
-        headers._fields = fields
+        # (Headers.from_parsed without its frame: most messages end here.)
+        headers = _new(Headers)
+        headers.fields = fields
+        headers._wire = None
+        headers._joined = None
         return headers, NO_CONNECTION_INFO
     lines = special.get(b"connection")
     if lines is None:
@@ -477,15 +584,20 @@ def _split(
     else:
         e2e = [f for f in fields if f[0] not in nominated]
         conn = [f for f in fields if f[0] in nominated]
-    headers._fields = e2e
+    # (from_parsed without its frames, as above)
+    headers = _new(Headers)
+    headers.fields = e2e
+    headers._wire = None
+    headers._joined = None
     conn_headers = _new(Headers)
-    conn_headers._fields = conn
-    conn_headers._vetted = None
+    conn_headers.fields = conn
+    conn_headers._wire = None
+    conn_headers._joined = None
     info = _new(ConnectionInfo)
     info.options = options
     info.fields = conn_headers
     info._keep_alive = None
-    info._wire = None
+    info._lines = None
     return headers, info
 
 

@@ -3,7 +3,9 @@
 Role-blind on purpose (the hyper ``Reading``/``Writing`` split): the same table
 drives what we write and what we read, for client and server alike. Role rules
 (a server pauses its reader until the response is done; a client may pipeline)
-live in :mod:`onehop.core.connection`, which fires the triggers.
+live in :mod:`onehop.core.connection`, which fires the triggers: every change of
+either direction is a look-up in this table, so a change the table lacks fails
+at once (KeyError) instead of leaving the connection in a state no rule expects.
 """
 
 from __future__ import annotations
@@ -64,6 +66,19 @@ TRANSITIONS: Final[dict[tuple[State, Trigger], State]] = {
     **{(s, T.CLOSE): S.CLOSED for s in State if s is not S.ERROR},
     **{(s, T.FAIL): S.ERROR for s in State},
 }
+
+
+#: The same table by trigger: ``NEXT[trigger][state]`` is the next state, and a
+#: state with no entry raises KeyError. The connection looks up every change here
+#: (one identity-hashed dict lookup; see ``State.__hash__``).
+NEXT: Final[dict[Trigger, dict[State, State]]] = {
+    trigger: {s: n for (s, t), n in TRANSITIONS.items() if t is trigger} for trigger in Trigger
+}
+
+#: Every (state, next state) pair the table allows, whatever the trigger.
+ALLOWED: Final[frozenset[tuple[State, State]]] = frozenset(
+    (s, n) for (s, _), n in TRANSITIONS.items()
+)
 
 
 def transition(state: State, trigger: Trigger) -> State:

@@ -1,9 +1,10 @@
-"""Sending one Headers or ConnectionInfo instance many times, and the status line (issue 2, 3).
+"""What a head we send says: the status line (RFC 9112 §4), and the same bytes and
+checks for a header list sent many times (RFC 9110 §7.6.1, RFC 9112 §3.2, §9.3; issue 2, 3).
 
-The writer keeps what it checked and wrote for an instance (``Headers._vetted``,
-``ConnectionInfo._wire``) so a server that shares one header list across responses
-serializes it once. These tests check the memo never changes what goes on the wire,
-and never skips a check whose answer depends on more than the memoized instance.
+An instance keeps its serialized form (``Headers.wire()``, ``ConnectionInfo.lines``)
+so a server that shares one header list across responses serializes it once. These
+tests check the memo never changes what goes on the wire, and never skips a check
+whose answer depends on more than the memoized instance.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from onehop.core import (
     Request,
     Response,
     Role,
+    split_headers,
 )
 from onehop.errors import HopByHopInHeaders, InvalidMessageToSend
 from tests.helpers import events
@@ -114,3 +116,34 @@ def test_invalid_reason_phrase_is_refused_rfc9112_4() -> None:
     events(server, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     with pytest.raises(InvalidMessageToSend):
         server.send(Response(200, SHARED, reason=b"OK\r\nX-Injected: 1"))
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [(b"G@T", b"/"), (b"GET", b"/a b"), (b"GET", b"/#f"), (b"GET", b"*"),
+     (b"CONNECT", b"/"), (b"GET", b"http://u@h/")],
+)
+def test_a_request_line_we_could_not_receive_is_not_sent_rfc9112_3(
+    method: bytes, target: bytes
+) -> None:
+    with pytest.raises(InvalidMessageToSend):
+        Connection(Role.CLIENT).send(Request(method, target, [(b"Host", b"a")]))
+
+
+def test_only_http10_and_http11_are_sent_rfc9110_2_5() -> None:
+    with pytest.raises(InvalidMessageToSend, match="HTTP/2"):
+        Connection(Role.CLIENT).send(Request(b"GET", b"/", [(b"Host", b"a")],
+                                             http_version=b"2.0"))
+    head = Connection(Role.CLIENT).send(Request(b"GET", b"/", http_version=b"1.0"))
+    assert head == b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+
+
+def test_split_headers_are_sent_as_given_rfc9110_7_6_1() -> None:
+    """Fields split from a list with hop-by-hop ones (as a server splits an app's) are
+    sent end-to-end, and the connection-specific part in ``connection``."""
+    headers, conn = split_headers([("Content-Length", "2"), ("Connection", "x-a"), ("X-A", "1"),
+                                   ("X-B", "2")])
+    wire = _answer(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                   Response(200, headers, connection=ConnectionInfo(conn.options, [("X-A", "1")])))
+    assert wire.split(b"\r\n\r\n")[0].split(b"\r\n")[1:] == [
+        b"Content-Length: 2", b"X-B: 2", b"X-A: 1", b"Connection: x-a"]
