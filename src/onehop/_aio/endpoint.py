@@ -39,6 +39,7 @@ from onehop._aio.timer import LazyTimer
 from onehop.core import (
     NEED_DATA,
     PAUSED,
+    WRITER_OWNED_FIELDS,
     Connection,
     ConnectionClosed,
     ConnectionInfo,
@@ -91,9 +92,7 @@ DRAIN_LIMIT: Final = 256 * 1024
 _END: Final = EndOfMessage()
 #: Hop-by-hop fields a handler may not send in a response's connection part: the
 #: core writes Connection and framing itself, and Keep-Alive is the endpoint's.
-_OWNED_FIELDS: Final = frozenset(
-    {b"connection", b"transfer-encoding", b"keep-alive", b"proxy-connection"}
-)
+_OWNED_FIELDS: Final = WRITER_OWNED_FIELDS | {b"keep-alive"}
 
 
 def _addr(value: Any) -> tuple[str, int] | None:

@@ -18,12 +18,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from onehop.core import ConnectionInfo, Limits
-
-if TYPE_CHECKING:
-    from onehop._aio.endpoint import ServerEndpoint
 
 logger: Final = logging.getLogger("onehop.error")
 
@@ -91,7 +88,7 @@ class ServingConfig:
                 _KEEP_ALIVE_HINTS.clear()
             value = b"timeout=%d" % timeout if left < 0 else b"timeout=%d, max=%d" % (
                 timeout, left)
-            info = _KEEP_ALIVE_HINTS[timeout, left] = ConnectionInfo._trusted(
+            info = _KEEP_ALIVE_HINTS[timeout, left] = ConnectionInfo.from_parsed(
                 frozenset(), [(b"keep-alive", b"Keep-Alive", value)])
         return info
 
@@ -109,6 +106,14 @@ class ServingConfig:
             raise ValueError("limit_concurrency must be >= 1")
 
 
+class Served(Protocol):
+    """What the books need of a connection (a ``ServerEndpoint``): ending it."""
+
+    def shutdown(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class ServingState:
     """The connections and counters of one listener (or a set of listeners sharing rules).
 
@@ -120,7 +125,7 @@ class ServingState:
     def __init__(self, config: ServingConfig, *, max_requests: int | None = None,
                  on_exhausted: Callable[[], object] | None = None) -> None:
         self.config = config
-        self.connections: set[ServerEndpoint] = set()
+        self.connections: set[Served] = set()
         self.active = 0
         self.total_requests = 0
         self.shutting_down = False

@@ -503,11 +503,11 @@ class Client:
         user = _headers(headers)
         given = {f[0] for f in user.fields}
         fields = [f for f in self.headers.fields if f[0] not in given] + list(user.fields)
-        e2e, conn = split_headers(Headers._trusted(fields))
+        e2e, conn = split_headers(Headers.from_parsed(fields))
         conn = _listed_only(conn)
         lengths = e2e.get_all(b"content-length")
         if not any(f[0] == b"host" for f in e2e.fields):
-            e2e = Headers._trusted([(b"host", b"Host", host), *e2e.fields])
+            e2e = Headers.from_parsed([(b"host", b"Host", host), *e2e.fields])
         e2e = e2e.without(_FRAMING)
         if self._wants_continue(content) and b"expect" not in e2e:
             e2e = e2e.with_field(b"Expect", b"100-continue")

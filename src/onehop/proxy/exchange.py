@@ -33,7 +33,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from onehop.client.connection import HTTPConnection, Origin
 from onehop.client.errors import (
@@ -63,7 +63,9 @@ from onehop.proxy.relay import DONE, Relay
 from onehop.proxy.tunnels import ConnectRefused, connect_target, join, switch_head
 
 if TYPE_CHECKING:
-    from onehop.proxy.inbound import Inbound
+    from onehop._aio.handlers import Endpoint
+    from onehop._aio.timer import LazyTimer
+    from onehop.proxy.routing import Router
     from onehop.proxy.upstreams import Upstream, UpstreamGroup
 
 log: Final = logging.getLogger("onehop.proxy")
@@ -105,6 +107,26 @@ _READ: Final = Deadline.UPSTREAM_READ
 _NO_DEADLINE: Final = Deadline.NONE
 
 
+class ClientSide(Protocol):
+    """What an exchange uses of its client connection's handler (an
+    :class:`~onehop.proxy.inbound.Inbound`): the connection, what it remembers per
+    client, and its one deadline timer."""
+
+    proxy: Router
+    endpoint: Endpoint
+    client: str
+    client_ip: str
+    up_fields: hop.LastFields
+    down_fields: hop.LastFields
+    deadline: Deadline
+    timer: LazyTimer
+
+    def arm(self, deadline: Deadline, delay: float) -> None: ...
+
+    def log_access(self, request: Request, status: int, nbytes: int, origin: Origin | None,
+                   t_up: float, reused: bool | None) -> None: ...
+
+
 class Exchange:
     """One request through the proxy (see the module docstring).
 
@@ -143,7 +165,7 @@ class Exchange:
         "waiting_client",
     )
 
-    def __init__(self, inbound: Inbound, request: Request) -> None:
+    def __init__(self, inbound: ClientSide, request: Request) -> None:
         self.inbound = inbound
         self.proxy = inbound.proxy
         self.endpoint = inbound.endpoint

@@ -227,7 +227,7 @@ def request_has_body(request: Request) -> bool:
     """Whether the received request has content (chunked, or a non-zero Content-Length,
     wherever the core filed it: a nominated Content-Length sits in ``connection``)."""
     if request.connection is NO_CONNECTION_INFO:  # the common case: nothing hop-by-hop
-        for f in request.headers._fields:  # (``headers.get`` minus two calls)
+        for f in request.headers.fields:  # (``headers.get`` minus two calls)
             if f[0] == b"content-length":
                 return f[2] != b"0"
         return False
@@ -338,7 +338,7 @@ def outbound_request(
     trust = policy.trust_forwarded
     drop_host = host is not None or not policy.preserve_host or target_authority is not None
     drop = _DROP[trust, drop_host]
-    in_fields = request.headers._fields
+    in_fields = request.headers.fields
     fields = [f for f in in_fields if f[0] not in drop]
     in_host = None
     lengths = 0
@@ -406,7 +406,7 @@ def outbound_request(
         if conn_fields:
             conn = ConnectionInfo((), conn_fields)
     return Request(request.method, target if target is not None else request.target,
-                   Headers._trusted(fields), conn)
+                   Headers.from_parsed(fields), conn)
 
 
 def _plain_length(fields: list[tuple[bytes, bytes, bytes]]) -> bool:
@@ -427,9 +427,9 @@ def outbound_response(response: Response, policy: HeaderPolicy,
     *connection* (the serving endpoint's: ``close``, ``Keep-Alive``). ``Via``
     records the upstream's protocol version (RFC 9110 §7.6.3).
     """
-    fields = response.headers._fields.copy()
+    fields = response.headers.fields.copy()
     fields.append(_via_field(response.http_version, policy.via))
-    return Response(response.status_code, Headers._trusted(fields), response.reason, connection)
+    return Response(response.status_code, Headers.from_parsed(fields), response.reason, connection)
 
 
 class LastFields:
@@ -457,11 +457,11 @@ class LastFields:
         self._received: list[tuple[bytes, bytes, bytes]] | None = None
         self._version = b""
         self._authority = b""
-        self._headers = Headers._trusted([])
+        self._headers = Headers.from_parsed([])
 
     def request(self, request: Request, upstream_authority: bytes) -> Request:
         """:func:`outbound_request` for a request without content, over plain HTTP."""
-        received = request.headers._fields
+        received = request.headers.fields
         if (received == self._received and request.connection is NO_CONNECTION_INFO
                 and request.http_version == self._version
                 and upstream_authority == self._authority):
@@ -479,7 +479,7 @@ class LastFields:
     def response(self, response: Response,
                  connection: ConnectionInfo = NO_CONNECTION_INFO) -> Response:
         """:func:`outbound_response`."""
-        received = response.headers._fields
+        received = response.headers.fields
         if received == self._received and response.http_version == self._version:
             return Response(response.status_code, self._headers, response.reason, connection)
         out = outbound_response(response, self.policy, connection)
@@ -495,7 +495,7 @@ def outbound_informational(
     """A 1xx response to relay to the client, with our ``Via`` (RFC 9110 §7.6.3, §15.2)."""
     fields = list(response.headers.fields)
     fields.append(_via_field(response.http_version, policy.via))
-    return InformationalResponse(response.status_code, Headers._trusted(fields),
+    return InformationalResponse(response.status_code, Headers.from_parsed(fields),
                                  response.reason)
 
 
@@ -520,4 +520,4 @@ def forward_trailers(trailers: Headers, nominated: frozenset[bytes], *,
         return trailers
     kept = [f for f in fields if f[0] not in _TRAILER_DROP and f[0] not in nominated
             and (underscores or b"_" not in f[0])]
-    return trailers if len(kept) == len(fields) else Headers._trusted(kept)
+    return trailers if len(kept) == len(fields) else Headers.from_parsed(kept)

@@ -21,7 +21,7 @@ from onehop.proxy.exchange import Deadline, Exchange
 if TYPE_CHECKING:
     from onehop._aio.handlers import Endpoint
     from onehop.client.connection import Origin
-    from onehop.proxy.proxy import Proxy
+    from onehop.proxy.routing import Router
 
 access_log: Final = logging.getLogger("onehop.proxy.access")
 
@@ -40,7 +40,7 @@ class Inbound:
     __slots__ = ("client", "client_ip", "deadline", "down_fields", "endpoint", "exchange",
                  "proxy", "timer", "up_fields")
 
-    def __init__(self, proxy: Proxy, endpoint: Endpoint) -> None:
+    def __init__(self, proxy: Router, endpoint: Endpoint) -> None:
         self.proxy = proxy
         self.endpoint = endpoint
         #: ``host:port`` of the client and its address, known from the first request on.

@@ -21,25 +21,21 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from onehop._aio.endpoint import ServerEndpoint
 from onehop._aio.serving import ServingState
 from onehop._aio.sockets import bind_socket
-from onehop.client.pool import Pool
-from onehop.core import Request, Response
-from onehop.proxy.config import ProxyConfig, Route, split_listen
+from onehop.proxy.config import ProxyConfig, split_listen
 from onehop.proxy.inbound import Inbound
-from onehop.proxy.upstreams import UpstreamGroup
+from onehop.proxy.routing import RequestHook, ResponseHook, Router
 
 log: Final = logging.getLogger("onehop.proxy")
 
-RequestHook = Callable[[Request, Request], "Request | Awaitable[Request | None] | None"]
-ResponseHook = Callable[[Response, Response], "Response | Awaitable[Response | None] | None"]
 
 
-class Proxy:
+class Proxy(Router):
     """A reverse proxy (and, with ``config.forward``, a forward proxy).
 
     Args:
@@ -65,34 +61,11 @@ class Proxy:
         response_hook: ResponseHook | None = None,
         access_log: bool = True,
     ) -> None:
-        cfg = config or ProxyConfig()
-        if upstreams:
-            cfg.upstreams = {**cfg.upstreams, "default": list(upstreams)}
-        cfg.validate()
-        self.config = cfg
-        self.groups = {name: UpstreamGroup(urls) for name, urls in cfg.upstreams.items()}
-        self.routes = sorted(cfg.routes, key=lambda r: (r.host is None, -len(r.path)))
-        default = "default" if "default" in self.groups else next(iter(self.groups), None)
-        if default is not None and not any(r.host is None and r.path == "/" for r in self.routes):
-            self.routes.append(Route("/", default))
-        #: The one group every request goes to, when the only route is the catch-all:
-        #: routing then costs nothing per request.
-        self.catch_all: UpstreamGroup | None = None
-        if len(self.routes) == 1 and self.routes[0].host is None and self.routes[0].path == "/":
-            self.catch_all = self.groups[self.routes[0].group]
-        self.request_hook = request_hook
-        self.response_hook = response_hook
-        self.log_access = access_log
-        self.pool = Pool(
-            max_connections=cfg.limits.max_connections,
-            max_per_origin=cfg.limits.max_per_upstream,
-            idle_timeout=cfg.timeouts.upstream_idle,
-        )
+        super().__init__(config, upstreams=upstreams, request_hook=request_hook,
+                         response_hook=response_hook, access_log=access_log)
         #: The client connections and the shared connection rules (the server's own).
-        self.state = ServingState(cfg.serving_config())
+        self.state = ServingState(self.config.serving_config())
         self._servers: list[asyncio.AbstractServer] = []
-        #: Requests answered (for tests and the demo).
-        self.requests = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -146,21 +119,3 @@ class Proxy:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    # --- routing ------------------------------------------------------------------------------
-
-    def route(self, host: bytes | None, path: bytes) -> UpstreamGroup | None:
-        """The upstream group for a request: host (without port) and longest path prefix."""
-        if self.catch_all is not None:
-            return self.catch_all
-        hname = None
-        if host is not None:
-            text = host.decode("latin-1").lower()
-            hname = text.rsplit(":", 1)[0] if not text.endswith("]") else text
-        p = path.decode("latin-1")
-        for r in self.routes:
-            if r.host is not None and r.host != hname:
-                continue
-            if p.startswith(r.path):
-                return self.groups[r.group]
-        return None

@@ -63,10 +63,10 @@ def switch_head(request: Request, switch: InformationalResponse | None, offer: b
     our ``Via`` and the protocol it chose (or the one offered), or CONNECT's 200."""
     via = hop.via(request.http_version, policy)
     if switch is None:
-        return Response(200, Headers._trusted([via]))
+        return Response(200, Headers.from_parsed([via]))
     fields = [*switch.headers.fields, via]
     chosen = switch.connection.fields.get_all(b"upgrade") or [offer]
-    return InformationalResponse(101, Headers._trusted(fields), switch.reason,
+    return InformationalResponse(101, Headers.from_parsed(fields), switch.reason,
                                  ConnectionInfo(["upgrade"], [(b"Upgrade", chosen[0])]))
 
 

@@ -164,7 +164,7 @@ class RequestCycle:
         service = self.service
         config = service.config
         target = request.target
-        headers = [(f[0], f[2]) for f in request.headers._fields]  # (lower_items, inlined)
+        headers = request.headers.lower_items()
         if target[:1] != b"/" and target != b"*" and request.method != b"CONNECT":
             # absolute-form (RFC 9112 §3.2.2): "the origin server MUST ignore the received
             # Host header field (if any) and instead use the host information of the
