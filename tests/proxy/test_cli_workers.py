@@ -5,11 +5,13 @@ SIGTERM to the supervisor stops every one of them (the same runner as ``onehop s
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -158,3 +160,40 @@ def get_ok(port: int) -> bool:
     except OSError:
         return False
     return out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"ok")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_during_a_slow_request_lets_curl_get_its_answer_rfc9112_9_6(
+    workers: str,
+) -> None:
+    """Graceful shutdown: a request in flight when SIGTERM comes is answered (with
+    ``close``), not cut: curl gets its 200, not "(52) Empty reply from server"."""
+    def slow(sock: socket.socket, index: int) -> None:
+        while read_head(sock):
+            time.sleep(1.0)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+
+    with RawUpstream(slow) as up:
+        port = free_port()
+        with proxy_process("--listen", f"127.0.0.1:{port}", "--upstream",
+                           f"http://127.0.0.1:{up.port}", "--workers", workers) as proc:
+            assert wait_for(lambda: _accepts(port)), "the proxy does not listen"
+            curl = subprocess.Popen(
+                ["curl", "-sS", "-i", f"http://127.0.0.1:{port}/slow"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(0.4)
+            proc.send_signal(signal.SIGTERM)
+            out, err = curl.communicate(timeout=10)
+            assert proc.wait(15) == 0
+    assert curl.returncode == 0, err
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"slow"), out
+    assert b"\r\nConnection: close\r\n" in out
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
