@@ -132,6 +132,7 @@ class ServerEndpoint(asyncio.Protocol):
         "request_version",
         "requests",
         "response_complete",
+        "scheme",
         "server_addr",
         "state",
         "transport",
@@ -158,6 +159,8 @@ class ServerEndpoint(asyncio.Protocol):
         self.tunnel: TunnelReceiver | None = None
         self.server_addr: tuple[str, int] | None = None
         self.client_addr: tuple[str, int] | None = None
+        #: ``https`` when the connection is TLS (the transport has an SSL object), else ``http``.
+        self.scheme = "http"
         self.requests = 0
         self.request_version = b"1.1"
         self.read_paused = False
@@ -178,6 +181,8 @@ class ServerEndpoint(asyncio.Protocol):
         self.state.connections.add(self)
         self.server_addr = _addr(transport.get_extra_info("sockname"))
         self.client_addr = _addr(transport.get_extra_info("peername"))
+        if transport.get_extra_info("ssl_object") is not None:
+            self.scheme = "https"
         if self.state.shutting_down:
             transport.close()
             return

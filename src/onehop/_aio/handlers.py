@@ -39,6 +39,7 @@ class Endpoint(Protocol):
     loop: asyncio.AbstractEventLoop
     client_addr: tuple[str, int] | None
     server_addr: tuple[str, int] | None
+    scheme: str
 
     def response_connection(self, conn: ConnectionInfo = NO_CONNECTION_INFO, *,
                             body_unwanted: bool = False) -> ConnectionInfo: ...

@@ -248,7 +248,8 @@ class Exchange:
                 outbound = self.inbound.up_fields.request(req, upstream_authority)
             else:
                 outbound = hop.outbound_request(
-                    req, policy=cfg.headers, client_ip=self.inbound.client_ip, scheme="http",
+                    req, policy=cfg.headers, client_ip=self.inbound.client_ip,
+                    scheme=self.endpoint.scheme,
                     upstream_authority=upstream_authority, target=target, host=host_override,
                     target_authority=self.authority, has_body=has_body)
         except hop.RequestRefused as exc:

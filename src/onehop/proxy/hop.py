@@ -449,25 +449,28 @@ class LastFields:
     changed by the proxy or the core.
     """
 
-    __slots__ = ("_authority", "_headers", "_received", "_version", "client_ip", "policy")
+    __slots__ = ("_authority", "_headers", "_received", "_version", "client_ip", "policy",
+                 "scheme")
 
-    def __init__(self, policy: HeaderPolicy, client_ip: str) -> None:
+    def __init__(self, policy: HeaderPolicy, client_ip: str, scheme: str = "http") -> None:
         self.policy = policy
         self.client_ip = client_ip
+        #: The client connection's scheme (``X-Forwarded-Proto``): ``https`` over TLS.
+        self.scheme = scheme
         self._received: list[tuple[bytes, bytes, bytes]] | None = None
         self._version = b""
         self._authority = b""
         self._headers = Headers.from_parsed([])
 
     def request(self, request: Request, upstream_authority: bytes) -> Request:
-        """:func:`outbound_request` for a request without content, over plain HTTP."""
+        """:func:`outbound_request` for a request without content."""
         received = request.headers.fields
         if (received == self._received and request.connection is NO_CONNECTION_INFO
                 and request.http_version == self._version
                 and upstream_authority == self._authority):
             return Request(request.method, request.target, self._headers)
         out = outbound_request(request, policy=self.policy, client_ip=self.client_ip,
-                               scheme="http", upstream_authority=upstream_authority,
+                               scheme=self.scheme, upstream_authority=upstream_authority,
                                has_body=False)
         if request.connection is NO_CONNECTION_INFO:
             self._received = received

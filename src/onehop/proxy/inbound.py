@@ -61,6 +61,7 @@ class Inbound:
             self.client_ip = ip
             self.client = f"{ip}:{port}"
             self.up_fields.client_ip = ip  # (for X-Forwarded-For)
+            self.up_fields.scheme = endpoint.scheme  # (for X-Forwarded-Proto)
         exchange = self.exchange = Exchange(self, request)
         exchange.start()
         return exchange

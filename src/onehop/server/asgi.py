@@ -194,7 +194,7 @@ class RequestCycle:
             "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
             "server": endpoint.server_addr,
             "client": endpoint.client_addr,
-            "scheme": "http",
+            "scheme": endpoint.scheme,
             "method": _METHODS.get(method) or method.decode("ascii"),
             "root_path": root_path,
             "path": root_path + path if root_path else path,
