@@ -228,7 +228,11 @@ class ServerEndpoint(asyncio.Protocol):
             self.close()
             return False
         # Keep our write side open while a response is still owed.
-        return self.current is not None and self.mode is _EXCHANGE
+        current = self.current
+        if current is None or self.mode is not _EXCHANGE:
+            return False
+        current.on_eof()
+        return True
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()

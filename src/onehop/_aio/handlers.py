@@ -77,6 +77,9 @@ class RequestHandler(Protocol):
     def on_writable(self) -> None:
         """The client took our output (its transport went below the low-water mark)."""
 
+    def on_eof(self) -> None:
+        """The client shut its sending side (a half-close); it may still read the answer."""
+
     def on_lost(self) -> None:
         """The connection is gone or cut, or the request was abandoned (an error answered)."""
 

@@ -54,6 +54,9 @@ class EchoRequest:
     def on_writable(self) -> None:
         pass
 
+    def on_eof(self) -> None:
+        pass  # (a half-close: the endpoint's ``half_close_abandons`` rule applies)
+
     def on_lost(self) -> None:
         pass
 

@@ -709,6 +709,9 @@ class Exchange:
         elif step is _RELAY:
             self._relay_failed(TimeoutError(f"upstream silent for {timeouts.read:g} s"))
 
+    def on_eof(self) -> None:
+        pass  # (a half-close: the endpoint's ``half_close_abandons`` rule applies)
+
     def on_lost(self) -> None:
         """The client is gone (or its request was abandoned): cut the upstream exchange,
         as nginx does (its 499); the answer would go nowhere useful."""

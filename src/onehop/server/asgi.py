@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from onehop.server.config import ASGIApp, Config, Message
 
 logger: Final = logging.getLogger("onehop.error")
+
+
+class ClientDisconnected(OSError):
+    """The client is gone: what ``send`` raises after a disconnect (ASGI spec 2.4: "a
+    server-specific subclass of OSError"), so a streaming app stops producing."""
+
 access_logger: Final = logging.getLogger("onehop.access")
 
 #: Request body bytes buffered for the app before reading pauses (as uvicorn).
@@ -103,6 +109,9 @@ class Refusal:
     def on_writable(self) -> None:
         pass
 
+    def on_eof(self) -> None:
+        pass
+
     def on_lost(self) -> None:
         pass
 
@@ -120,6 +129,7 @@ class RequestCycle:
         "body_complete",
         "body_delivered",
         "body_size",
+        "client_eof",
         "disconnected",
         "endpoint",
         "head",
@@ -142,6 +152,7 @@ class RequestCycle:
         self.body_complete = False
         self.body_delivered = False
         self.disconnected = False
+        self.client_eof = False
         self.response_started = False
         self.response_complete = False
         # Whether 100 Continue may still be owed; request.expects_continue is only
@@ -226,6 +237,14 @@ class RequestCycle:
     def on_writable(self) -> None:
         pass  # ``send`` awaits the endpoint's FlowControl instead
 
+    def on_eof(self) -> None:
+        # The client shut its side: an app waiting for more of the request hears that it
+        # left (as uvicorn tells it), but what it still sends goes out (a half-closed
+        # client may be reading its answer).
+        self.client_eof = True
+        if self._event is not None:
+            self._event.set()
+
     def on_lost(self) -> None:
         self.disconnected = True
         if self._event is not None:
@@ -282,7 +301,8 @@ class RequestCycle:
                 # RFC 9110 §10.1.1: 100 only once the app asks for the content.
                 self.endpoint.informational(InformationalResponse(100))
         while True:
-            if self.disconnected or self.response_complete:
+            if self.disconnected or self.response_complete or (
+                    self.client_eof and self.body_delivered):
                 return {"type": "http.disconnect"}
             if self.body or (self.body_complete and not self.body_delivered):
                 body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -301,11 +321,18 @@ class RequestCycle:
             await self._event.wait()
 
     async def send(self, message: Message) -> None:
+        """The app's ``send`` (ASGI HTTP).
+
+        Raises:
+            ClientDisconnected: the client is gone (ASGI spec 2.4), before or while
+                the app waited for it to take more output.
+            RuntimeError: a message out of order, or a head the core refuses.
+        """
         endpoint = self.endpoint
         if endpoint.flow.write_paused:
             await endpoint.flow.drain()
         if self.disconnected:
-            return
+            raise ClientDisconnected("the client disconnected")
         kind = message["type"]
         if not self.response_started:
             if kind != "http.response.start":
