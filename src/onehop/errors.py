@@ -178,3 +178,8 @@ class InvalidSendState(LocalProtocolError):
 
 class InvalidMessageToSend(LocalProtocolError):
     """A start line we were asked to send is invalid (method, target, status, version)."""
+
+
+class ClientDisconnected(OnehopError, OSError):
+    """The client is gone: what an ASGI app's ``send`` raises after a disconnect (ASGI
+    spec 2.4: "a server-specific subclass of OSError"), so a streaming app stops."""

@@ -425,7 +425,7 @@ class ServerEndpoint(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         """Hand bytes to the transport (nothing once the connection is closing)."""
         transport = self.transport
-        if transport is not None and data:
+        if transport is not None and data and not transport.is_closing():
             transport.write(data)
 
     def informational(self, response: InformationalResponse) -> None:
@@ -484,7 +484,8 @@ class ServerEndpoint(asyncio.Protocol):
         """Whether the current response's head went out (the core writes its body now)."""
         return self.core.our_state is State.BODY
 
-    def send_error(self, status: int, text: str, *, close: bool = True) -> None:
+    def send_error(self, status: int, text: str, *, close: bool = True,
+                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
         """Answer the current request (or the unparsable one) with *status*, a short text,
         ``Date`` and ``close``, then close with lingering; with *close* False (a
         handler's own error answer, say a proxy's 502), the connection part is the
@@ -496,7 +497,7 @@ class ServerEndpoint(asyncio.Protocol):
             return
         if not close:
             response, body = error_response(
-                status, text, self.response_connection(body_unwanted=True))
+                status, text, self.response_connection(body_unwanted=True), headers)
             core = self.core
             try:
                 data = core.send(response) + core.send(Data(body)) + core.send(_END)
@@ -510,7 +511,7 @@ class ServerEndpoint(asyncio.Protocol):
         if current is not None and in_exchange:
             self.current = None
             current.on_lost()  # the request is abandoned: its handler stops
-        response, body = error_response(status, text)
+        response, body = error_response(status, text, None, headers)
         try:
             data = self.core.send(response) + self.core.send(Data(body))
             data += self.core.send(_END)
@@ -586,8 +587,11 @@ class ServerEndpoint(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful shutdown: an idle connection closes now; a busy one after its response
         (which then carries ``close``)."""
-        if self.mode is _IDLE or self.mode is _HEAD:
+        mode = self.mode
+        if mode is _IDLE or mode is _HEAD:
             self.close()
+        elif mode is _TUNNEL and self.tunnel is not None:
+            self.tunnel.shutdown()  # (a WebSocket says goodbye; a proxy tunnel lasts)
 
     def close(self) -> None:
         """End the connection; linger when the client may still be sending (RFC 9112 §9.6)."""

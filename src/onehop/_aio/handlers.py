@@ -52,7 +52,8 @@ class Endpoint(Protocol):
 
     def finish(self, data: bytes = b"") -> None: ...
 
-    def send_error(self, status: int, text: str, *, close: bool = True) -> None: ...
+    def send_error(self, status: int, text: str, *, close: bool = True,
+                   headers: list[tuple[bytes, bytes]] | None = None) -> None: ...
 
     def pause_reading(self) -> None: ...
 
@@ -110,15 +111,20 @@ class TunnelReceiver(Protocol):
 
     def resume_writing(self) -> None: ...
 
+    def shutdown(self) -> None:
+        """Graceful shutdown begins (a WebSocket closes with 1012; a byte tunnel lasts)."""
 
-def error_response(status: int, text: str,
-                   connection: ConnectionInfo | None = None) -> tuple[Response, bytes]:
-    """A short ``text/plain`` answer with ``Date``; its connection part ``close`` (RFC
-    9112 §9.6) unless *connection* says otherwise."""
+
+def error_response(status: int, text: str, connection: ConnectionInfo | None = None,
+                   extra: list[tuple[bytes, bytes]] | None = None) -> tuple[Response, bytes]:
+    """A short ``text/plain`` answer with ``Date`` (and *extra* fields); its connection
+    part ``close`` (RFC 9112 §9.6) unless *connection* says otherwise."""
     body = text.encode("utf-8", "replace") + b"\n"
     headers = [
         (b"Content-Type", b"text/plain; charset=utf-8"),
         (b"Content-Length", b"%d" % len(body)),
         (b"Date", DATE.get()),
     ]
+    if extra:
+        headers.extend(extra)
     return Response(status, headers, connection=CLOSE if connection is None else connection), body

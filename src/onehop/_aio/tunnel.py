@@ -63,6 +63,9 @@ class _Side:
         if not self.pipe.closed:
             self.pipe.ends[1 - self.index].resume_reading()
 
+    def shutdown(self) -> None:
+        pass  # a tunnel lasts until the grace period ends (then it is cut)
+
 
 class Pipe:
     """Copies bytes both ways between ends *a* and *b* (see the module docstring).

@@ -19,18 +19,22 @@ from urllib.parse import unquote
 from onehop._aio.handlers import Endpoint
 from onehop.core import Data, EndOfMessage, Headers, InformationalResponse, Request, Response
 from onehop.core.target import parse_absolute_form
-from onehop.errors import InvalidRequestTarget
+from onehop.errors import ClientDisconnected, InvalidRequestTarget
+from onehop.server import wsengine
 from onehop.server.heads import HeadCache
+from onehop.server.websocket import (
+    HandshakeError,
+    WebSocketCycle,
+    check_handshake,
+    offers_websocket,
+)
 
 if TYPE_CHECKING:
     from onehop.server.config import ASGIApp, Config, Message
 
+__all__ = ["AsgiService", "ClientDisconnected", "RequestCycle"]
+
 logger: Final = logging.getLogger("onehop.error")
-
-
-class ClientDisconnected(OSError):
-    """The client is gone: what ``send`` raises after a disconnect (ASGI spec 2.4: "a
-    server-specific subclass of OSError"), so a streaming app stops producing."""
 
 access_logger: Final = logging.getLogger("onehop.access")
 
@@ -66,10 +70,19 @@ class AsgiService:
         #: Cycles whose response head waits to be coalesced with their body (``send``).
         self.pending_heads: list[RequestCycle] = []
         self.log_access = config.access_log
+        #: The WebSocket engine ``--ws`` picked (None: Upgrade requests are plain HTTP).
+        self.ws_engine = wsengine.available(config.ws)
 
-    def on_request(self, endpoint: Endpoint, request: Request) -> RequestCycle | Refusal:
+    def on_request(self, endpoint: Endpoint,
+                   request: Request) -> RequestCycle | WebSocketCycle | Refusal:
         """The handler for *request*: a cycle running the app, or a refusal the server
         answers itself (CONNECT; an absolute-form target no origin can serve)."""
+        if self.ws_engine is not None and offers_websocket(request):
+            try:
+                key = check_handshake(request)
+            except HandshakeError as exc:
+                return Refusal(endpoint, exc.status, exc.text, exc.headers)
+            return WebSocketCycle(self, endpoint, request, self.ws_engine, key)
         if request.method == b"CONNECT" and not self.config.connect_to_app:
             # An origin opens no tunnels (RFC 9110 §9.3.6): 501, "does not support the
             # functionality required" (§15.6.2), and the connection closes.
@@ -96,9 +109,10 @@ class Refusal:
 
     __slots__ = ()
 
-    def __init__(self, endpoint: Endpoint, status: int, text: str) -> None:
+    def __init__(self, endpoint: Endpoint, status: int, text: str,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
         logger.info("%s: %d %s", endpoint.client_addr or "-", status, text)
-        endpoint.send_error(status, text)
+        endpoint.send_error(status, text, headers=headers)
 
     def on_body(self, data: bytes) -> None:
         pass

@@ -10,6 +10,7 @@ from typing import Any
 from onehop._aio import LOOP_CHOICES
 from onehop.core import DEFAULT_LIMITS, Limits
 from onehop.server.config import KEEP_ALIVE_HEADER_CHOICES, Config
+from onehop.server.wsengine import WS_CHOICES
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -64,6 +65,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-line-size", type=int, default=DEFAULT_LIMITS.max_line_size)
     p.add_argument("--max-fields", type=int, default=DEFAULT_LIMITS.max_fields)
     p.add_argument("--max-body-size", type=int, default=None)
+    p.add_argument("--ws", choices=WS_CHOICES, default="auto",
+                   help="WebSocket engine: auto (websockets, else wsproto), none, websockets, "
+                        "wsproto")
+    p.add_argument("--ws-max-size", type=int, default=16 * 1024 * 1024,
+                   help="largest WebSocket message accepted, in bytes (else close 1009)")
+    p.add_argument("--ws-ping-interval", type=float, default=20.0,
+                   help="seconds between keep-alive pings (0 disables)")
+    p.add_argument("--ws-ping-timeout", type=float, default=20.0,
+                   help="seconds a ping may wait for its pong (else close 1011)")
+    p.add_argument("--ws-per-message-deflate", action=argparse.BooleanOptionalAction,
+                   default=True, help="offer permessage-deflate compression (RFC 7692)")
     p.add_argument("--connect-to-app", action="store_true",
                    help="pass CONNECT requests to the app (default: answer 501 and close)")
     p.set_defaults(func=run)
@@ -91,6 +103,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout if args.body_timeout > 0 else None,
         linger_timeout=args.linger_timeout, limits=limits, connect_to_app=args.connect_to_app,
+        ws=args.ws, ws_max_size=args.ws_max_size,
+        ws_ping_interval=args.ws_ping_interval or None,
+        ws_ping_timeout=args.ws_ping_timeout or None,
+        ws_per_message_deflate=args.ws_per_message_deflate,
     )
 
 

@@ -73,12 +73,21 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     workers: int = 1
     connect_to_app: bool = False
+    ws: str = "auto"
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
+    ws_per_message_deflate: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {self.port}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.ws not in ("auto", "none", "websockets", "wsproto"):
+            raise ValueError(f"ws must be auto, none, websockets or wsproto, got {self.ws!r}")
+        if self.ws_max_size < 1:
+            raise ValueError(f"ws_max_size must be >= 1, got {self.ws_max_size}")
         try:
             self.serving_config()  # checks the connection rules (one place: ServingConfig)
         except ValueError as exc:
