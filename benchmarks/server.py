@@ -30,14 +30,27 @@ import selectors
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _procs import Cell, Running, free_port, have, run_wrk, status_kib
+from _procs import Cell, Running, cpu_seconds, free_port, have, run_wrk, status_kib
 
 APPS_SOURCE = '''
+async def ws_echo(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        await send({"type": "websocket.send", "bytes": message.get("bytes"),
+                    "text": message.get("text")})
+
 async def hello(scope, receive, send):
     if scope["type"] != "http":
         return
@@ -123,6 +136,79 @@ def server_commands(app: str, port: int, baseline: str | None = None,
 
 
 
+#: The WebSocket echo rows: (label, command template); {port} and {py} are filled in.
+WS_SERVERS = {
+    "onehop (websockets)": ["{py}", "-m", "onehop", "serve", "bench_apps:ws_echo", "--port",
+                            "{port}", "--no-access-log", "--log-level", "warning", "--loop",
+                            "uvloop", "--ws", "websockets", "--no-ws-per-message-deflate"],
+    "onehop (wsproto)": ["{py}", "-m", "onehop", "serve", "bench_apps:ws_echo", "--port",
+                         "{port}", "--no-access-log", "--log-level", "warning", "--loop",
+                         "uvloop", "--ws", "wsproto", "--no-ws-per-message-deflate"],
+    "uvicorn (websockets-sansio)": ["{py}", "-m", "uvicorn", "bench_apps:ws_echo", "--port",
+                                    "{port}", "--no-access-log", "--log-level", "warning",
+                                    "--loop", "uvloop", "--ws", "websockets-sansio",
+                                    "--ws-per-message-deflate", "false"],
+    "uvicorn (websockets)": ["{py}", "-m", "uvicorn", "bench_apps:ws_echo", "--port", "{port}",
+                             "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
+                             "--ws", "websockets", "--ws-per-message-deflate", "false"],
+    "uvicorn (wsproto)": ["{py}", "-m", "uvicorn", "bench_apps:ws_echo", "--port", "{port}",
+                          "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
+                          "--ws", "wsproto", "--ws-per-message-deflate", "false"],
+    "granian": ["{granian}", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}",
+                "--workers", "1", "--loop", "uvloop", "--log-level", "warning",
+                "--no-access-log", "bench_apps:ws_echo"],
+}
+
+
+def ws_rows(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
+    """WebSocket echo: 1 KiB binary messages on 50 connections, 8 in flight on each
+    (benchmarks/_wsload.py on CPU 1); messages/s and the server's CPU per message."""
+    load = Path(__file__).resolve().parent / "_wsload.py"
+    granian = shutil.which("granian", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                                           f"{os.environ.get('PATH', '')}")
+    names = [n for n in WS_SERVERS if n != "granian" or granian]
+    if args.ws_servers:
+        names = [n for n in names if n in args.ws_servers.split(",")]
+    if not have("uvicorn"):
+        names = [n for n in names if not n.startswith("uvicorn")]
+    results: dict[str, list[tuple[float, float]]] = {}
+    for repeat in range(args.repeats):
+        for name in (names if repeat % 2 == 0 else names[::-1]):
+            port = free_port()
+            cmd = [a.format(py=sys.executable, port=port, granian=granian or "")
+                   for a in WS_SERVERS[name]]
+            try:
+                with Running(cmd, port, env, tmp, ready=b"HTTP/1.") as server:
+                    cpu0 = cpu_seconds(server.proc.pid)
+                    out = subprocess.run(
+                        ["taskset", "-c", "1", sys.executable, str(load), "127.0.0.1",
+                         str(port), "50", "1024", str(args.duration)],
+                        capture_output=True, text=True, timeout=args.duration + 60, env=env)
+                    cpu = cpu_seconds(server.proc.pid) - cpu0
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"# ws {name}: {exc}", file=sys.stderr)
+                continue
+            fields = dict(line.split() for line in out.stdout.splitlines() if line)
+            count, seconds = int(fields.get("messages", 0)), float(fields.get("seconds", 1))
+            if not count:
+                print(f"# ws {name}: no messages ({out.stderr.strip()[-200:]})", file=sys.stderr)
+                continue
+            results.setdefault(name, []).append((count / seconds, cpu / count * 1e6))
+            print(f"# ws {repeat + 1} {name:28} {count / seconds:9,.0f} msg/s", file=sys.stderr)
+    ref = statistics.median(r for r, _ in results.get(names[0], [(0.0, 0.0)]))
+    print("\nWebSocket echo, 1 KiB binary messages, 50 connections x 8 in flight, median of "
+          f"{args.repeats}; server on CPU 0, load generator on CPU 1 (no compression)\n")
+    print("| server | messages/s | onehop ÷ it | CPU µs/message |")
+    print("|---|---:|---:|---:|")
+    for name in names:
+        cells = results.get(name)
+        if not cells:
+            continue
+        rate = statistics.median(r for r, _ in cells)
+        cpu = statistics.median(c for _, c in cells)
+        print(f"| {name} | {rate:,.0f} | {ref / rate:.2f}x | {cpu:.1f} |")
+
+
 def wrk_server(server: Running, mode_args: list[str], duration: float, conns: int) -> Cell:
     """One wrk run against *server*; CPU is the server tree's, per completed request."""
     return run_wrk(["-t1", f"-c{conns}", *mode_args], f"http://127.0.0.1:{server.port}/",
@@ -193,6 +279,9 @@ def main() -> int:
     parser.add_argument("--apps", default=",".join(APPS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-ws", action="store_true", help="no WebSocket echo rows")
+    parser.add_argument("--ws-only", action="store_true", help="only the WebSocket echo rows")
+    parser.add_argument("--ws-servers", default="", help="comma-separated subset of the rows")
     parser.add_argument("--idle-counts", default="1000,10000")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
@@ -224,6 +313,11 @@ def main() -> int:
     modes = [m for m in args.modes.split(",") if m in MODES]
     print(f"# servers: {', '.join(names)}; {args.duration:g} s x {args.repeats} per cell, "
           f"wrk -t1 -c{args.connections}", file=sys.stderr)
+
+    if not args.skip_ws:
+        ws_rows(args, env, tmp)
+    if args.ws_only:
+        return 0
 
     results: dict[tuple[str, str, int, str], list[Cell]] = {}
     for repeat in range(args.repeats):

@@ -20,6 +20,8 @@ from fastapi import FastAPI, WebSocket
 from websockets.exceptions import ConnectionClosed
 
 from onehop.server.asgi import ClientDisconnected
+from tests import browser
+from tests.browser import needs_chromium
 from tests.helpers import wait_for
 from tests.server.helpers import read_until_close, running
 
@@ -357,3 +359,35 @@ def test_websocket_through_onehop_proxy_to_onehop_serve_rfc9110_7_8(engine: str)
     with running(echo, ws=engine) as server, \
             ProxyThread(upstreams=[f"http://127.0.0.1:{server.port}"]) as p:
         assert _run(client(p.port)) == ["a", "b" * 100_000]
+
+
+PAGE = b"""<!doctype html><title>ws</title><script>
+const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://")
+                         + location.host + "/echo");
+ws.onopen = () => ws.send("from chromium");
+ws.onmessage = (e) => { window.verdict = "echo:" + e.data; ws.close(); };
+ws.onerror = () => { window.verdict = "error"; };
+</script>"""
+
+
+async def page_and_echo(scope: Any, receive: Any, send: Any) -> None:
+    """``/`` serves a page whose script opens a WebSocket to ``/echo`` (see ``echo``)."""
+    if scope["type"] == "http" and scope["path"] == "/":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html"),
+                                (b"content-length", b"%d" % len(PAGE))]})
+        await send({"type": "http.response.body", "body": PAGE})
+        return
+    await echo(scope, receive, send)
+
+
+@needs_chromium
+def test_chromium_opens_a_websocket_to_onehop_serve_and_through_onehop_proxy() -> None:
+    from tests.proxy.helpers import ProxyThread
+
+    with running(page_and_echo) as server:
+        assert browser.run(f"http://127.0.0.1:{server.port}/", "window.verdict") == (
+            "echo:from chromium")
+        with ProxyThread(upstreams=[f"http://127.0.0.1:{server.port}"]) as p:
+            assert browser.run(f"http://127.0.0.1:{p.port}/", "window.verdict") == (
+                "echo:from chromium")
