@@ -12,6 +12,13 @@ the connection ends after it, the ``Keep-Alive`` hint), the one keep-or-close
 decision after a response (:meth:`ServerEndpoint.finish`), lingering close (RFC 9112
 §9.6), graceful shutdown, and tunnel mode after a ``101`` or a ``CONNECT`` 2xx.
 
+HTTP/2 is a second protocol on the same endpoint, not a second server: the client
+connection preface as the first bytes of a cleartext connection (prior knowledge,
+RFC 9113 §3.3), or ALPN ``h2`` on TLS, puts the endpoint in its ``HTTP2`` mode,
+where an :class:`~onehop._aio.http2.Http2Connection` takes its bytes and runs each
+stream through the same handler factory. Telling them apart costs HTTP/1.x one
+comparison on the first read of a connection, and nothing after.
+
 What answers requests is a handler (:mod:`onehop._aio.handlers`) called through
 plain callbacks, never coroutines, so one that can answer from the event loop (the
 proxy's warm exchange) pays for no task: the ASGI server, the proxy and the demo
@@ -26,9 +33,11 @@ import enum
 import logging
 from typing import Any, Final
 
+from onehop._aio import http2
 from onehop._aio.flow import FlowControl
 from onehop._aio.handlers import (
     CLOSE,
+    Endpoint,
     HandlerFactory,
     RequestHandler,
     TunnelReceiver,
@@ -61,10 +70,14 @@ error_log: Final = logging.getLogger("onehop.error")
 class Mode(enum.Enum):
     """Where a server-role connection is."""
 
+    #: nothing received yet on a cleartext connection that may speak HTTP/2: the first
+    #: bytes say which (the idle timer runs)
+    NEW = "new"
     IDLE = "idle"  #: between requests; the idle timer runs
     HEAD = "head"  #: part of a request head arrived; the header timer runs
     EXCHANGE = "exchange"  #: a request is being answered (by the handler)
     TUNNEL = "tunnel"  #: switched protocols: bytes go to the receiver
+    HTTP2 = "http2"  #: the connection speaks HTTP/2: bytes go to its Http2Connection
     LINGER = "linger"  #: our side is shut; the client's input is discarded for a while
     CLOSED = "closed"
 
@@ -82,6 +95,7 @@ _IDLE: Final = Mode.IDLE
 _HEAD: Final = Mode.HEAD
 _EXCHANGE: Final = Mode.EXCHANGE
 _TUNNEL: Final = Mode.TUNNEL
+_HTTP2: Final = Mode.HTTP2
 _NO_DEADLINE: Final = Deadline.NONE
 _IDLE_DEADLINE: Final = Deadline.IDLE
 _BODY_DEADLINE: Final = Deadline.BODY
@@ -117,6 +131,7 @@ class ServerEndpoint(asyncio.Protocol):
         "_deadline",
         "_parsing",
         "_pumping",
+        "_sniffed",
         "_timer",
         "body_complete",
         "client_addr",
@@ -124,6 +139,7 @@ class ServerEndpoint(asyncio.Protocol):
         "core",
         "current",
         "eof",
+        "factory",
         "flow",
         "handler",
         "loop",
@@ -172,6 +188,10 @@ class ServerEndpoint(asyncio.Protocol):
         # keep-alive request costs no timer churn.
         self._timer = LazyTimer(self.loop, self._timer_fired)
         self._deadline = _NO_DEADLINE
+        #: The first bytes of a cleartext connection, while they may still be the
+        #: start of the HTTP/2 preface (rarely more than one read).
+        self._sniffed = b""
+        self.factory = factory
         self.handler = factory(self)
 
     # --- transport callbacks -----------------------------------------------------------------
@@ -181,12 +201,23 @@ class ServerEndpoint(asyncio.Protocol):
         self.state.connections.add(self)
         self.server_addr = _addr(transport.get_extra_info("sockname"))
         self.client_addr = _addr(transport.get_extra_info("peername"))
-        if transport.get_extra_info("ssl_object") is not None:
-            self.scheme = "https"
+        ssl_object = transport.get_extra_info("ssl_object")
         if self.state.shutting_down:
             transport.close()
             return
-        self._arm(Deadline.IDLE, self.config.idle_timeout)
+        config = self.config
+        if ssl_object is not None:
+            self.scheme = "https"
+            if config.speaks_http2 and ssl_object.selected_alpn_protocol() == "h2":
+                self._start_http2(b"")  # (ALPN chose it, RFC 9113 §3.2)
+                return
+            if not config.speaks_http1:
+                self.handler = _Http2Only()
+        elif config.speaks_http2:
+            # Cleartext: HTTP/2 only by prior knowledge (RFC 9113 §3.3): the first bytes say.
+            self.mode = Mode.NEW
+            self._parsing = False
+        self._arm(Deadline.IDLE, config.idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
@@ -196,7 +227,7 @@ class ServerEndpoint(asyncio.Protocol):
         self.mode = Mode.CLOSED
         self._parsing = False
         self.flow.close()
-        if mode is _TUNNEL and self.tunnel is not None:
+        if (mode is _TUNNEL or mode is _HTTP2) and self.tunnel is not None:
             self.tunnel.connection_lost(exc)
             return
         self._drop_current()
@@ -205,18 +236,52 @@ class ServerEndpoint(asyncio.Protocol):
         if self._parsing:
             self.core.receive_data(data)
             self._pump()
-        elif self.mode is _TUNNEL:
+            return
+        mode = self.mode
+        if mode is _TUNNEL or mode is _HTTP2:
             assert self.tunnel is not None
             self.tunnel.data_received(data)
+        elif mode is Mode.NEW:
+            self._first_bytes(data)
         # LINGER: RFC 9112 §9.6: read and discard until the client sees our close.
+
+    def _first_bytes(self, data: bytes) -> None:
+        """The first bytes of a cleartext connection: the HTTP/2 client preface (RFC 9113
+        §3.4), or HTTP/1.x. Bytes that may still become the preface wait for more."""
+        if self._sniffed:
+            data = self._sniffed + data
+            self._sniffed = b""
+        if data[:24] == http2.PREFACE:
+            self._start_http2(data)
+            return
+        if len(data) < 24 and http2.PREFACE.startswith(data):
+            self._sniffed = data
+            return
+        self.mode = _IDLE
+        self._parsing = True
+        if not self.config.speaks_http1:
+            self.handler = _Http2Only()
+        self.core.receive_data(data)
+        self._pump()
+
+    def _start_http2(self, data: bytes) -> None:
+        """Speak HTTP/2 from now on: an :class:`~onehop._aio.http2.Http2Connection` takes
+        every byte (its own timers replace ours) and makes a handler per stream."""
+        self._timer.cancel()
+        self._deadline = _NO_DEADLINE
+        self.mode = _HTTP2
+        self._parsing = False
+        self.tunnel = receiver = http2.Http2Connection(self, self.factory)
+        if data:
+            receiver.data_received(data)
 
     def eof_received(self) -> bool | None:
         self.eof = True
         mode = self.mode
-        if mode is _TUNNEL:
+        if mode is _TUNNEL or mode is _HTTP2:
             assert self.tunnel is not None
             return self.tunnel.eof_received()
-        if mode is Mode.LINGER or mode is Mode.CLOSED:
+        if mode is Mode.LINGER or mode is Mode.CLOSED or mode is Mode.NEW:
             return False
         self.core.receive_data(b"")
         self._pump()
@@ -236,12 +301,12 @@ class ServerEndpoint(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
-        if self.mode is _TUNNEL and self.tunnel is not None:
+        if (self.mode is _TUNNEL or self.mode is _HTTP2) and self.tunnel is not None:
             self.tunnel.pause_writing()
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
-        if self.mode is _TUNNEL:
+        if self.mode is _TUNNEL or self.mode is _HTTP2:
             if self.tunnel is not None:
                 self.tunnel.resume_writing()
             return
@@ -588,17 +653,19 @@ class ServerEndpoint(asyncio.Protocol):
         """Graceful shutdown: an idle connection closes now; a busy one after its response
         (which then carries ``close``)."""
         mode = self.mode
-        if mode is _IDLE or mode is _HEAD:
+        if mode is _IDLE or mode is _HEAD or mode is Mode.NEW:
             self.close()
-        elif mode is _TUNNEL and self.tunnel is not None:
-            self.tunnel.shutdown()  # (a WebSocket says goodbye; a proxy tunnel lasts)
+        elif (mode is _TUNNEL or mode is _HTTP2) and self.tunnel is not None:
+            # (A WebSocket says goodbye; a proxy tunnel lasts; HTTP/2 sends GOAWAY and
+            # lets its open streams finish, RFC 9113 §6.8.)
+            self.tunnel.shutdown()
 
     def close(self) -> None:
         """End the connection; linger when the client may still be sending (RFC 9112 §9.6)."""
         mode = self.mode
         if mode is Mode.LINGER or mode is Mode.CLOSED or self.transport is None:
             return
-        if mode is _TUNNEL:  # (the tunnel passes half-closes on itself)
+        if mode is _TUNNEL or mode is _HTTP2:  # (the tunnel passes half-closes on itself)
             self.mode = Mode.CLOSED
             self.transport.close()
             return
@@ -666,3 +733,40 @@ class ServerEndpoint(asyncio.Protocol):
     def _peer(self) -> str:
         addr = self.client_addr
         return f"{addr[0]}:{addr[1]}" if addr else "-"
+
+
+class _Http2Only:
+    """The handler of an HTTP/1.x connection to a listener that speaks HTTP/2 only
+    (``http = "h2"``): every request gets ``505 HTTP Version Not Supported`` (RFC 9110
+    §15.6.6) and the connection closes."""
+
+    __slots__ = ()
+
+    def on_request(self, endpoint: Endpoint, request: Request) -> RequestHandler:
+        endpoint.send_error(505, "HTTP Version Not Supported: this server speaks HTTP/2 only "
+                                 "(prior knowledge on cleartext, ALPN h2 on TLS)")
+        return _NOTHING
+
+
+class _Nothing:
+    """A request handler with nothing left to do (its request was answered at once)."""
+
+    __slots__ = ()
+
+    def on_body(self, data: bytes) -> None:
+        pass
+
+    def on_end(self, trailers: object) -> None:
+        pass
+
+    def on_writable(self) -> None:
+        pass
+
+    def on_eof(self) -> None:
+        pass
+
+    def on_lost(self) -> None:
+        pass
+
+
+_NOTHING: Final = _Nothing()

@@ -17,8 +17,8 @@ from typing import Final, Protocol
 from onehop._aio.dates import DATE
 from onehop._aio.flow import FlowControl
 from onehop.core import (
-    Connection,
     ConnectionInfo,
+    Event,
     Headers,
     InformationalResponse,
     Request,
@@ -30,11 +30,28 @@ from onehop.core.headers import NO_CONNECTION_INFO
 CLOSE: Final = ConnectionInfo(options=[b"close"])
 
 
-class Endpoint(Protocol):
-    """What a handler may use of the connection it answers on (a
-    :class:`~onehop._aio.endpoint.ServerEndpoint`; see its methods for what each does)."""
+class Framer(Protocol):
+    """What frames a handler's answer: the HTTP/1 core (:class:`onehop.core.Connection`),
+    or an HTTP/2 stream's adapter (:class:`onehop._aio.http2.StreamCore`)."""
 
-    core: Connection
+    def send(self, event: Event) -> bytes:
+        """The bytes for *event*, for ``write``/``finish`` (HTTP/2: ``b""``, the frames
+        are queued on the connection).
+
+        Raises:
+            LocalProtocolError: the event is out of order or invalid.
+        """
+        ...
+
+
+class Endpoint(Protocol):
+    """What a handler may use of the connection it answers on: a
+    :class:`~onehop._aio.endpoint.ServerEndpoint`, or one HTTP/2 stream
+    (:class:`~onehop._aio.http2.Stream`); see their methods for what each does."""
+
+    @property
+    def core(self) -> Framer: ...
+
     flow: FlowControl
     loop: asyncio.AbstractEventLoop
     client_addr: tuple[str, int] | None

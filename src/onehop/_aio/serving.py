@@ -15,6 +15,7 @@ Everything here is touched only from the server's event loop: no locks.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,51 @@ from typing import Final, Protocol
 from onehop.core import ConnectionInfo, Limits
 
 logger: Final = logging.getLogger("onehop.error")
+
+#: ``http`` values: which protocols a listener speaks. ``auto``: HTTP/1.x, and HTTP/2 by
+#: prior knowledge on cleartext (the client preface as the first bytes) or by ALPN ``h2``
+#: on TLS; ``h11``: HTTP/1.x only (uvicorn's name; ``httptools`` means the same here);
+#: ``h2``: HTTP/2 only (HTTP/1.x requests get 505).
+HTTP_CHOICES: Final = ("auto", "h11", "httptools", "h2")
+
+
+@dataclass(frozen=True)
+class Http2Settings:
+    """What an HTTP/2 connection announces in its SETTINGS (RFC 9113 §6.5.2).
+
+    Attributes:
+        max_concurrent_streams: streams a client may have open at once (more are a
+            PROTOCOL_ERROR, RFC 9113 §5.1.2).
+        max_header_list_size: the largest field section accepted, in RFC 9113 §6.5.2's
+            measure (names, values and 32 bytes per field).
+        initial_window_size: the flow-control window of each stream for request content
+            (RFC 9113 §6.9.2): how much one upload may send before we take it.
+    """
+
+    max_concurrent_streams: int = 100
+    max_header_list_size: int = 64 * 1024
+    initial_window_size: int = 65535
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent_streams < 1:
+            raise ValueError("http2 max_concurrent_streams must be >= 1")
+        if self.max_header_list_size < 1024:
+            raise ValueError("http2 max_header_list_size must be >= 1024")
+        if not 1 <= self.initial_window_size <= 2**31 - 1:
+            raise ValueError("http2 initial_window_size must be between 1 and 2^31-1 "
+                             "(RFC 9113 §6.5.2)")
+
+
+def http2_available() -> bool:
+    """Whether the ``h2`` package is installed (without importing it); looked up once."""
+    global _h2_installed
+    if _h2_installed is None:
+        _h2_installed = importlib.util.find_spec("h2") is not None
+    return _h2_installed
+
+
+_h2_installed: bool | None = None
+
 
 #: ``keep_alive_header`` values: when to announce ``Keep-Alive: timeout=N, max=M``.
 KEEP_ALIVE_HEADER_CHOICES: Final = ("never", "http10", "always")
@@ -57,6 +103,9 @@ class ServingConfig:
         half_close_abandons: a client that shuts its sending side while its answer is
             awaited has given up on it (the proxy's rule, nginx's 499); False keeps the
             write side open and answers (the origin server's).
+        http: the protocols spoken (:data:`HTTP_CHOICES`); ``auto`` serves HTTP/2 on
+            the same port when the ``h2`` package is there.
+        http2: the HTTP/2 SETTINGS (:class:`Http2Settings`).
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -72,6 +121,10 @@ class ServingConfig:
     limit_concurrency: int | None = None
     read_high_water: int = 64 * 1024
     half_close_abandons: bool = False
+    http: str = "auto"
+    http2: Http2Settings = field(default_factory=Http2Settings)
+    #: Whether HTTP/2 is served (``auto`` with h2 installed, or ``h2``): set from ``http``.
+    speaks_http2: bool = field(init=False, default=False)
 
     def keep_alive_hint(self, requests: int) -> ConnectionInfo:
         """A response's connection part announcing ``Keep-Alive: timeout=N, max=M`` (RFC
@@ -104,6 +157,16 @@ class ServingConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.limit_concurrency is not None and self.limit_concurrency < 1:
             raise ValueError("limit_concurrency must be >= 1")
+        if self.http not in HTTP_CHOICES:
+            raise ValueError(f"http must be one of {HTTP_CHOICES}, got {self.http!r}")
+        if self.http == "h2" and not http2_available():
+            raise ValueError("http h2: HTTP/2 needs the h2 package: pip install 'onehop[h2]'")
+        self.speaks_http2 = self.http == "h2" or (self.http == "auto" and http2_available())
+
+    @property
+    def speaks_http1(self) -> bool:
+        """Whether HTTP/1.x requests are served (all but ``h2``)."""
+        return self.http != "h2"
 
 
 class Served(Protocol):

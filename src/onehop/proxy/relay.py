@@ -17,6 +17,7 @@ from onehop.errors import LocalProtocolError
 from onehop.proxy import hop
 
 if TYPE_CHECKING:
+    from onehop._aio.handlers import Framer
     from onehop.core import Connection
 
 #: Write a relayed response out once this many bytes gather, even if more are ready.
@@ -28,7 +29,7 @@ DONE: Final = object()
 FULL: Final = object()
 
 
-def end_bytes(core: Connection, end: EndOfMessage, nominated: frozenset[bytes]) -> bytes:
+def end_bytes(core: Framer, end: EndOfMessage, nominated: frozenset[bytes]) -> bytes:
     """The bytes ending the client's response, with the upstream's trailer fields when
     they may go on: minus hop-by-hop ones, and only when the client's response is
     chunked (RFC 9112 §7.1.2: only chunked carries trailers; to an HTTP/1.0 client
@@ -45,14 +46,15 @@ def end_bytes(core: Connection, end: EndOfMessage, nominated: frozenset[bytes]) 
 class Relay:
     """Frames an upstream response's body for the client, gathering what is here.
 
-    *down* is the client side's core, *up* the upstream connection's; *head* the
+    *down* is the client side's core (an HTTP/2 stream's adapter for an HTTP/2
+    client), *up* the upstream connection's; *head* the
     client response head already framed; *nominated* the upstream head's
     ``Connection`` options (its trailers named there are not forwarded).
     """
 
     __slots__ = ("down", "nbytes", "nominated", "parts", "pending", "up")
 
-    def __init__(self, down: Connection, up: Connection, head: bytes,
+    def __init__(self, down: Framer, up: Connection, head: bytes,
                  nominated: frozenset[bytes]) -> None:
         self.down = down
         self.up = up

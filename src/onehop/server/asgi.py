@@ -47,6 +47,8 @@ _END: Final = EndOfMessage()
 _NO_OPTIONS: Final[list[bytes]] = []
 _NO_FIELDS: Final[list[tuple[bytes, bytes]]] = []
 #: Method names already decoded (the ASGI ``method`` is a str).
+#: The ASGI ``http_version`` of each request version (b"2": an HTTP/2 stream).
+_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
 _METHODS: Final = {
     m: m.decode("ascii")
     for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT")
@@ -207,6 +209,10 @@ class RequestCycle:
         conninfo = request.connection
         if conninfo.fields:
             conn_fields = conninfo.fields.lower_items()
+            if request.http_version == b"2":
+                # (The body's framing for handlers that forward it, not a field the HTTP/2
+                # client sent: RFC 9113 §8.2.2 forbids it there.)
+                conn_fields = [f for f in conn_fields if f[0] != b"transfer-encoding"]
             headers += conn_fields
             connection = {"options": sorted(conninfo.options), "fields": conn_fields}
         else:
@@ -216,7 +222,7 @@ class RequestCycle:
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": _ASGI,
-            "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
+            "http_version": _VERSIONS.get(request.http_version, "1.1"),
             "server": endpoint.server_addr,
             "client": endpoint.client_addr,
             "scheme": endpoint.scheme,
