@@ -379,16 +379,16 @@ class Http2Connection:
             transport.write(self.h2.data_to_send() + frame.serialize())
 
     def _peer_goaway(self, event: Any) -> None:
-        """The client sent GOAWAY: it opens no more streams; an error ends everything."""
-        if event.error_code != ErrorCodes.NO_ERROR:
-            error_log.info("%s: HTTP/2 GOAWAY from the client: %s", self._peer(),
-                           event.error_code)
-            self._terminate()
-            return
-        if self.goaway_last is None:
-            self.goaway_last = self.h2.highest_inbound_stream_id
-        if not self.streams:
-            self._close()
+        """The client sent GOAWAY: the connection ends (streams still open are cut).
+
+        RFC 9113 §6.8 would let the streams it names finish, but h2 sends no frame
+        once it has seen a GOAWAY; clients send theirs when done (curl, nghttp,
+        h2load, browsers), so this costs nothing in practice (hypercorn does the same).
+        """
+        if event.error_code != ErrorCodes.NO_ERROR or self.streams:
+            error_log.info("%s: HTTP/2 GOAWAY from the client (%s) with %d stream(s) open",
+                           self._peer(), event.error_code, len(self.streams))
+        self._terminate()
 
     def _close(self) -> None:
         """A graceful end: GOAWAY (NO_ERROR) and close, nothing in flight."""

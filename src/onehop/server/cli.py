@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from onehop._aio import LOOP_CHOICES
+from onehop._aio.serving import add_http_arguments
 from onehop.core import DEFAULT_LIMITS, Limits
 from onehop.server.config import KEEP_ALIVE_HEADER_CHOICES, Config
 from onehop.server.wsengine import WS_CHOICES
@@ -18,7 +19,7 @@ _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 def register(subparsers: Any) -> None:
     """Add the ``serve`` subcommand to the top-level parser's *subparsers*."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "serve", help="run an ASGI application (HTTP/1.0 and 1.1, lifespan)",
+        "serve", help="run an ASGI application (HTTP/1.0, 1.1 and 2, lifespan)",
         description="Run an ASGI 3 application with RFC 9112 §9 connection management.",
     )
     p.add_argument("app", help="the application, as module:attribute")
@@ -78,6 +79,7 @@ def register(subparsers: Any) -> None:
                    default=True, help="offer permessage-deflate compression (RFC 7692)")
     p.add_argument("--connect-to-app", action="store_true",
                    help="pass CONNECT requests to the app (default: answer 501 and close)")
+    add_http_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -107,7 +109,20 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ws_ping_interval=args.ws_ping_interval or None,
         ws_ping_timeout=args.ws_ping_timeout or None,
         ws_per_message_deflate=args.ws_per_message_deflate,
+        **_http_options(args),
     )
+
+
+def _http_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Config` keywords of ``--http`` and the ``--h2-*`` flags given."""
+    out: dict[str, Any] = {}
+    if args.http is not None:
+        out["http"] = args.http
+    for name in ("max_concurrent_streams", "max_header_list_size", "initial_window_size"):
+        value = getattr(args, f"h2_{name}")
+        if value is not None:
+            out[f"h2_{name}"] = value
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from onehop._aio.serving import KEEP_ALIVE_HEADER_CHOICES, ServingConfig
+from onehop._aio.serving import KEEP_ALIVE_HEADER_CHOICES, Http2Settings, ServingConfig
 from onehop.core import Limits
 
 Scope = MutableMapping[str, Any]
@@ -37,7 +37,10 @@ class Config:
     waits for it (``None`` disables it): 408 before the response, else the
     connection is cut. ``connect_to_app`` hands ``CONNECT`` requests to the app
     (which may answer anything but 2xx); by default the server answers them 501
-    with ``close`` itself.
+    with ``close`` itself. ``http`` picks the protocols (``auto``: HTTP/1.x and, on
+    the same port, HTTP/2 by prior knowledge or ALPN ``h2``; ``h11``: HTTP/1.x only;
+    ``h2``: HTTP/2 only); the ``h2_*`` values are the HTTP/2 SETTINGS announced
+    (RFC 9113 §6.5.2).
     """
 
     app: ASGIApp | str
@@ -78,6 +81,10 @@ class Config:
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float | None = 20.0
     ws_per_message_deflate: bool = True
+    http: str = "auto"
+    h2_max_concurrent_streams: int = 100
+    h2_max_header_list_size: int = 64 * 1024
+    h2_initial_window_size: int = 65535
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -110,6 +117,12 @@ class Config:
             linger_timeout=self.linger_timeout,
             max_requests_per_connection=self.max_requests_per_connection,
             limit_concurrency=self.limit_concurrency,
+            http=self.http,
+            http2=Http2Settings(
+                max_concurrent_streams=self.h2_max_concurrent_streams,
+                max_header_list_size=self.h2_max_header_list_size,
+                initial_window_size=self.h2_initial_window_size,
+            ),
         )
 
     def load_app(self) -> ASGIApp:
