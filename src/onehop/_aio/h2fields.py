@@ -166,7 +166,8 @@ def request_from_fields(fields: list[tuple[bytes, bytes]], *, ends_stream: bool,
             regular.append((name, name, value))
     if method is None:
         raise MalformedFields("no :method (RFC 9113 §8.3.1)")
-    if method == b"CONNECT" and protocol is None:
+    tunnel = method == b"CONNECT" and protocol is None
+    if tunnel:
         # RFC 9113 §8.5: ":scheme and :path pseudo-header fields MUST be omitted".
         if scheme is not None or path is not None or not authority:
             raise MalformedFields("CONNECT needs :authority alone (RFC 9113 §8.5)")
@@ -191,7 +192,8 @@ def request_from_fields(fields: list[tuple[bytes, bytes]], *, ends_stream: bool,
     if cookies is not None:
         at = regular.index((b"cookie", b"cookie", b""))
         regular[at] = (b"cookie", b"cookie", b"; ".join(cookies))
-    unsized = not ends_stream and not has_length
+    # (A CONNECT stream's DATA is the tunnel's bytes, not content, RFC 9113 §8.5.)
+    unsized = not ends_stream and not has_length and not tunnel
     if te:
         hop.append(_TE_TRAILERS)
     if not hop:

@@ -115,12 +115,15 @@ class H2Wire:
         if data:
             self.sock.sendall(data)
 
-    def send_headers(self, fields: list[tuple[bytes, bytes]], *, end: bool = True) -> int:
-        """Open a stream with exactly *fields* (pseudo-header fields included)."""
+    def send_headers(self, fields: list[tuple[bytes, bytes]], *, end: bool = True,
+                     flush: bool = True) -> int:
+        """Open a stream with exactly *fields* (pseudo-header fields included); without
+        *flush* the frame waits to leave with the next one."""
         sid = self.conn.get_next_available_stream_id()
         self.responses[sid] = H2Response(sid)
         self.conn.send_headers(sid, fields, end_stream=end)
-        self._flush()
+        if flush:
+            self._flush()
         return sid
 
     def send_data(self, sid: int, data: bytes, *, end: bool = True) -> None:

@@ -10,9 +10,11 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import replace
 from typing import Any, Final
 
 from onehop._aio import LOOP_CHOICES, new_event_loop
+from onehop._aio.serving import Http2Settings, add_http_arguments
 from onehop._aio.sockets import bind_socket, describe
 from onehop._aio.workers import run_workers
 from onehop.proxy.config import ConfigError, ProxyConfig, load, parse_underscores, split_listen
@@ -44,6 +46,7 @@ def register(subparsers: Any) -> None:
                    help="answer 503 past N client connections or requests in flight")
     p.add_argument("--loop", choices=LOOP_CHOICES, default="auto")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    add_http_arguments(p)
     p.set_defaults(func=run_proxy)
     d = subparsers.add_parser(
         "demo", help="an echo origin with the proxy in front, and curl commands to try"
@@ -74,6 +77,15 @@ def build_config(args: argparse.Namespace) -> ProxyConfig:
     if args.underscores_in_headers:
         cfg.headers.underscores = parse_underscores(args.underscores_in_headers,
                                                     "--underscores-in-headers")
+    if args.http is not None:
+        cfg.http = args.http
+    settings = {name: getattr(args, f"h2_{name}") for name in Http2Settings.__dataclass_fields__
+                if getattr(args, f"h2_{name}") is not None}
+    if settings:
+        try:
+            cfg.http2 = replace(cfg.http2, **settings)
+        except ValueError as exc:
+            raise ConfigError(f"--h2-*: {exc}") from None
     if args.forward:
         cfg.forward = ForwardPolicy(allow=list(args.allow))
     elif args.allow:

@@ -32,6 +32,11 @@ Example::
     underscores = "drop"      # field names with "_": drop | pass | reject (400)
     [headers.nomination]      # reject | ignore | strip, per protected field
     host = "reject"
+    http = "auto"             # auto (HTTP/1.x and HTTP/2 from clients), h11, h2
+    [http2]                   # the SETTINGS sent to HTTP/2 clients (RFC 9113 §6.5.2)
+    max_concurrent_streams = 100
+    max_header_list_size = 65536
+    initial_window_size = 65535
     [forward]
     enabled = false
     allow = ["*.example.com:443"]
@@ -41,12 +46,12 @@ Example::
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from onehop._aio.serving import ServingConfig
+from onehop._aio.serving import HTTP_CHOICES, Http2Settings, ServingConfig, http2_available
 from onehop.proxy.forward import ForwardPolicy
 from onehop.proxy.hop import (
     PROTECTED_FIELDS,
@@ -107,6 +112,10 @@ class ProxyConfig:
     headers: HeaderPolicy = field(default_factory=HeaderPolicy)
     forward: ForwardPolicy | None = None
     retry_non_idempotent_close: bool = False
+    #: The protocols clients may speak (:data:`~onehop._aio.serving.HTTP_CHOICES`):
+    #: HTTP/2 from clients is forwarded over HTTP/1.1 through the pool.
+    http: str = "auto"
+    http2: Http2Settings = field(default_factory=Http2Settings)
 
     def validate(self) -> None:
         """Check cross-field rules.
@@ -127,6 +136,11 @@ class ProxyConfig:
         if not self.upstreams and self.forward is None:
             raise ConfigError("upstreams: give at least one upstream (or enable forward)")
         split_listen(self.listen, "listen")
+        if self.http not in HTTP_CHOICES:
+            raise ConfigError(f"http: expected one of {', '.join(HTTP_CHOICES)}, "
+                              f"got {self.http!r}")
+        if self.http == "h2" and not http2_available():
+            raise ConfigError("http: h2 needs the h2 package: pip install 'onehop[h2]'")
 
     def serving_config(self) -> ServingConfig:
         """The client-side connection rules: the serving endpoint's, as for the origin
@@ -144,6 +158,8 @@ class ProxyConfig:
             limit_concurrency=self.limits.concurrency,
             read_high_water=256 * 1024,
             half_close_abandons=True,
+            http=self.http,
+            http2=self.http2,
         )
 
     def check_timeouts(self) -> list[str]:
@@ -236,7 +252,16 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
     """
     cfg = ProxyConfig()
     _unknown(data, {"listen", "upstreams", "routes", "timeouts", "limits", "headers", "forward",
-                    "retry_non_idempotent_close"}, "")
+                    "retry_non_idempotent_close", "http", "http2"}, "")
+    if "http" in data:
+        cfg.http = _typed(data, "http", str, "")
+    h2 = _table(data, "http2")
+    _unknown(h2, set(Http2Settings.__dataclass_fields__), "http2.")
+    for key in h2:
+        try:
+            cfg.http2 = replace(cfg.http2, **{key: _typed(h2, key, int, "http2.")})
+        except ValueError as exc:
+            raise ConfigError(f"http2.{key}: {exc}") from None
     if "listen" in data:
         cfg.listen = _typed(data, "listen", str, "")
     if "retry_non_idempotent_close" in data:
