@@ -367,7 +367,9 @@ class Client:
         verify: verify TLS certificates against the system's CAs (default), or against
             the CAs in this PEM file; False only when asked.
         ssl_context: a context to use instead of the default one.
-        trace: called with one line of text per connection event (new, reused, closed).
+        trace: called with one line of text per connection event (new, reused, closed,
+            redirect), and with each request head as sent (``> `` lines, byte for byte)
+            and each response head (``< `` lines; connection-specific fields last).
         pipeline: pipelining depth (requests in flight on one connection, RFC 9112
             §9.3.2): one number for every origin, or ``{"http://host:port": depth}``
             per origin. 0 or 1 (the default) turns it off.
@@ -674,6 +676,8 @@ class Client:
                 if failure is None:
                     raise
                 raise failure from (None if isinstance(exc, ClientTimeout) else exc)
+            if self._trace is not None:
+                _trace_head(self._trace, head)
             return Response(
                 head,
                 method=method,
@@ -708,6 +712,8 @@ class Client:
             raise type(exc)(
                 f"{request.method.decode()} {url}: {_timeout_text(exc, t)}"
             ) from None
+        if self._trace is not None:
+            _trace_head(self._trace, head)
         return Response(
             head,
             method=request.method.decode(),
@@ -746,8 +752,9 @@ class Client:
         content: Body,
         drop: frozenset[bytes] = _KEEP_ALL,
     ) -> Request:
-        """The request to send: the client's default fields the caller did not give, then
-        the caller's, in order; ``Host`` first unless given; then the framing.
+        """The request to send: ``Host`` (the caller's, else from the URL) first, as RFC
+        9112 §3.2 asks; the client's default fields the caller did not give, then the
+        caller's, in order; then the framing.
 
         The client writes ``Content-Length`` itself: where the caller put one it keeps
         that place with the true length (so a caller can order fields as another
@@ -762,8 +769,12 @@ class Client:
         e2e, conn = split_headers(Headers._trusted(fields))
         conn = _listed_only(conn)
         lengths = e2e.get_all(b"content-length")
+        # RFC 9112 §3.2: a user agent SHOULD send Host as the first field line.
         if not any(f[0] == b"host" for f in e2e.fields):
             e2e = Headers._trusted([(b"host", b"Host", host), *e2e.fields])
+        elif e2e.fields[0][0] != b"host":
+            e2e = Headers._trusted([f for f in e2e.fields if f[0] == b"host"]
+                                   + [f for f in e2e.fields if f[0] != b"host"])
         length: bytes | None = None
         if isinstance(content, bytes | bytearray | memoryview):
             if content or method not in _NO_BODY_METHODS:
@@ -876,6 +887,16 @@ def _charset(content_type: str | None) -> str | None:
                 value = value[1:-1]
             return value or None
     return None
+
+
+def _trace_head(trace: Callable[[str], None], head: CoreResponse) -> None:
+    """A response head as ``< `` lines: status line, end-to-end fields, then the
+    connection-specific ones (the core keeps them apart), then ``< ``."""
+    trace(f"< HTTP/{head.http_version.decode()} {head.status_code} "
+          f"{head.reason.decode('latin-1')}")
+    for name, value in [*head.headers, *head.connection.fields]:
+        trace(f"< {name.decode('latin-1')}: {value.decode('latin-1')}")
+    trace("< ")
 
 
 def _origin_of(url: str) -> Origin:
