@@ -625,8 +625,8 @@ class Pool:
         except ssl.SSLCertVerificationError as exc:
             raise ConnectError(
                 f"cannot connect to {_origin_text(origin)}: TLS certificate verification failed "
-                f"({exc.verify_message or exc}); give the CA with verify='ca.pem' or an "
-                "ssl_context, or pass verify=False (--insecure) to skip verification"
+                f"({exc.verify_message or exc}); give the CA with verify='ca.pem' (--cacert) "
+                "or an ssl_context, or pass verify=False (--insecure) to skip verification"
             ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectError(f"cannot connect to {_origin_text(origin)}: {exc}") from exc

@@ -18,7 +18,7 @@ from typing import Final
 VARIABLES: Final = {
     "http_code": "status code of the last response, 000 if none (curl)",
     "response_code": "same as http_code (curl)",
-    "http_version": "HTTP version of the last response: 1.0 or 1.1 (curl)",
+    "http_version": "HTTP version of the last response: 1.0 or 1.1, 0 if none (curl)",
     "method": "method of the last request, after redirects (curl)",
     "url_effective": "URL of the last request, after redirects (curl)",
     "num_connects": "new connections opened for this URL, redirects and resends included (curl)",
@@ -44,7 +44,7 @@ class Transfer:
     url: str
     method: str
     status: int = 0
-    http_version: str = ""
+    http_version: str = "0"
     content_type: str = ""
     num_connects: int = 0
     num_redirects: int = 0
