@@ -216,7 +216,9 @@ def test_head_flag_prints_the_head_and_reads_no_body_rfc9110_9_3_2(
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n" * 2)
 
 
-def test_bad_flags_are_usage_errors_with_status_2(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_bad_flags_are_usage_errors_with_status_2(
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
     assert cli.main(["-I", "-d", "x", "http://127.0.0.1:1/"]) == 2
     assert cli.main(["-H", "no colon", "http://127.0.0.1:1/"]) == 2
     assert cli.main(["-u", "nopassword", "http://127.0.0.1:1/"]) == 2

@@ -204,7 +204,7 @@ def test_verbose_shows_every_byte_of_the_head_as_sent_connection_close_included(
                          ids=["-i", "-I", "-i -L", "-w", "-w -L"])
 def test_output_matches_curl(server: ScriptedServer, flags: list[str]) -> None:
     url = server.url("/redirect/1")
-    assert onehop(flags + [url]).stdout == curl(["-s", *flags, url]).stdout
+    assert onehop([*flags, url]).stdout == curl(["-s", *flags, url]).stdout
 
 
 def test_write_out_variables_match_curl(server: ScriptedServer) -> None:
@@ -304,5 +304,6 @@ def test_unreadable_data_file_is_refused_before_any_request(server: ScriptedServ
     before = len(server.seen)
     ours = onehop(["-d", "@/no/such/file", server.url("/p")])
     assert ours.returncode == 26
-    assert ours.stderr.decode() == "onehop get: cannot read '/no/such/file': No such file or directory\n"
+    assert ours.stderr.decode() == (
+        "onehop get: cannot read '/no/such/file': No such file or directory\n")
     assert len(server.seen) == before
