@@ -876,7 +876,8 @@ def _json_body(value: Any, headers: HeaderArg) -> tuple[bytes, HeaderArg]:
 
 
 def _charset(content_type: str | None) -> str | None:
-    """The ``charset`` parameter of a media type (RFC 9110 §8.3.1, §5.6.6), unquoted."""
+    """The ``charset`` parameter of a media type (RFC 9110 §8.3.1, §5.6.6), unquoted and
+    lower-case (charset names are case-insensitive, RFC 9110 §8.3.2)."""
     if not content_type:
         return None
     for param in content_type.split(";")[1:]:
@@ -885,7 +886,7 @@ def _charset(content_type: str | None) -> str | None:
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
-            return value or None
+            return value.lower() or None
     return None
 
 
