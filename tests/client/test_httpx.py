@@ -204,7 +204,12 @@ async def test_connect_timeout_is_httpx_connect_timeout(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_pool_timeout_is_httpx_pool_timeout(kind: str) -> None:
-    async with ScriptedServer(lambda seen: (ok(), "keep")) as server, flavour(
+    def unfinished(seen: Seen) -> Action:
+        if seen.path == "/held":  # a body that has begun and not ended holds its connection
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n", "keep"
+        return ok(), "keep"
+
+    async with ScriptedServer(unfinished) as server, flavour(
         kind, one_connection=True, timeout=httpx.Timeout(5.0, pool=0.2)
     ) as f:
         held = await f.open_stream("GET", server.url("/held"))  # its connection stays lent

@@ -45,7 +45,7 @@ from onehop.client.headers import HeaderMap
 from onehop.client.pipeline import Pipeline
 from onehop.client.pool import Pool, default_ssl_context
 from onehop.client.redirects import next_hop
-from onehop.core import ConnectionInfo, Headers, Request, split_headers
+from onehop.core import ConnectionInfo, EndOfMessage, Headers, Request, split_headers
 from onehop.core import Response as CoreResponse
 from onehop.errors import HopByHopInHeaders
 
@@ -319,6 +319,56 @@ class Response:
         content = self._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._done()
         return content
+
+    def read_ready(self) -> tuple[list[bytes], bool]:
+        """The body pieces already received, without waiting, and whether the body ended
+        (then the connection is released, as by :meth:`aread`).
+
+        For a caller on another thread (the sync httpx transport): one hop to the
+        loop gets everything there is, often the whole body with the head.
+
+        Raises: as :meth:`aiter_bytes`.
+        """
+        conn = self._conn
+        if conn is None:
+            return [], True
+        pieces: list[bytes] = []
+        try:
+            while True:
+                event = conn.read_body_event_nowait()
+                if event is None:
+                    return pieces, False
+                if isinstance(event, EndOfMessage):
+                    self._done()
+                    return pieces, True
+                pieces.append(event)
+        except BaseException as exc:
+            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
+            raise
+
+    async def aread_some(self) -> tuple[list[bytes], bool]:
+        """Wait for the next piece of the body, then as :meth:`read_ready`.
+
+        Raises: as :meth:`aiter_bytes`.
+        """
+        conn = self._conn
+        if conn is None:
+            return [], True
+        try:
+            event = await conn.read_body_event(self._read_timeout)
+        except BaseException as exc:
+            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
+            raise
+        if isinstance(event, EndOfMessage):
+            self._done()
+            return [], True
+        pieces, ended = self.read_ready()
+        return [event, *pieces], ended
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection was given back (body read to its end) or closed."""
+        return self._conn is None
 
     async def aclose(self) -> None:
         """Release the connection; one whose body is unread is closed (it is not clean)."""

@@ -219,42 +219,54 @@ class HTTPXTransport(httpx.AsyncBaseTransport):
 
 
 class _SyncResponseStream(httpx.SyncByteStream):
-    """The response body for ``httpx.Client``: each piece fetched on the loop thread."""
+    """The response body for ``httpx.Client``.
 
-    def __init__(self, runner: LoopThread, response: Response, request: httpx.Request) -> None:
+    Each trip to the loop thread costs two thread switches, so a trip takes
+    every piece already received (:meth:`Response.read_ready`): a body that came
+    with its head costs no trip at all, a longer one a trip per arrival.
+    """
+
+    def __init__(
+        self,
+        runner: LoopThread,
+        response: Response,
+        request: httpx.Request,
+        ready: tuple[list[bytes], bool],
+    ) -> None:
         self._runner = runner
         self._response = response
         self._request = request
+        self._ready = ready
 
     def __iter__(self) -> Iterator[bytes]:
-        pieces = self._response.aiter_bytes()
-        run = self._runner.run
-        try:
-            while True:
-                try:
-                    chunk = run(_next(pieces))
-                except StopAsyncIteration:
-                    return
-                except _MAPPED as exc:
-                    raise _map_error(exc, self._request) from exc
-                yield chunk
-        finally:
-            if self._runner.started:
-                run(_close(pieces))
+        pieces, ended = self._ready
+        self._ready = ([], ended)
+        while True:
+            yield from pieces
+            if ended:
+                return
+            try:
+                pieces, ended = self._runner.run(self._response.aread_some())
+            except _MAPPED as exc:
+                raise _map_error(exc, self._request) from exc
 
     def close(self) -> None:
-        if self._runner.started:
+        if not self._response.is_closed and self._runner.started:
             self._runner.run(self._response.aclose())
 
 
-async def _next(pieces: AsyncIterator[bytes]) -> bytes:
-    return await anext(pieces)
-
-
-async def _close(pieces: AsyncIterator[bytes]) -> None:
-    aclose = getattr(pieces, "aclose", None)
-    if aclose is not None:
-        await aclose()
+async def _send_and_take_ready(
+    client: Client, request: httpx.Request, body: Body
+) -> tuple[Response, tuple[list[bytes], bool]]:
+    """On the loop: send, then take the body already received with the head."""
+    response = await client.send(
+        request.method,
+        str(request.url),
+        headers=_headers(request),
+        content=_content(request, body),
+        timeout=_timeout(request, client.timeout),
+    )
+    return response, response.read_ready()
 
 
 async def _sync_body(stream: Iterable[bytes]) -> AsyncIterator[bytes]:
@@ -297,16 +309,10 @@ class SyncHTTPXTransport(httpx.BaseTransport):
             assert isinstance(request.stream, Iterable)
             body = _sync_body(request.stream)
         try:
-            response = self._runner.run(self.client.send(
-                request.method,
-                str(request.url),
-                headers=_headers(request),
-                content=_content(request, body),
-                timeout=_timeout(request, self.client.timeout),
-            ))
+            response, ready = self._runner.run(_send_and_take_ready(self.client, request, body))
         except _MAPPED as exc:
             raise _map_error(exc, request) from exc
-        return _response(response, _SyncResponseStream(self._runner, response, request))
+        return _response(response, _SyncResponseStream(self._runner, response, request, ready))
 
     def close(self) -> None:
         """Close every pooled connection and stop the loop thread (idempotent)."""
