@@ -56,7 +56,7 @@ Body = bytes | AsyncIterable[bytes] | None
 _NO_BODY_METHODS: Final = ("GET", "HEAD", "DELETE", "OPTIONS", "TRACE")
 _REASONS: Final = {1: "Informational", 3: "Redirect", 4: "Client error", 5: "Server error"}
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-#: Headers the client computes; a caller's copy is dropped (framing) or kept (Host).
+#: Headers the client computes: a caller's copy keeps its place with the true value.
 _FRAMING: Final = frozenset({b"content-length"})
 #: Entries kept by the URL and request memos before they start over.
 _MEMO_SIZE: Final = 512
@@ -134,7 +134,8 @@ class Response:
         #: A pipelined exchange hands the connection back through its lane instead.
         self._on_release = on_release
         self._started = started
-        self._elapsed: float | None = None
+        #: When the body ended or the connection was given up (perf_counter).
+        self._ended: float | None = None
         self._encoding: str | None = None
 
     @property
@@ -167,7 +168,7 @@ class Response:
         """
         if self._started is None:
             raise ClientError("no start time: this response was not sent by a Client")
-        end = self._elapsed if self._elapsed is not None else time.perf_counter()
+        end = self._ended if self._ended is not None else time.perf_counter()
         return timedelta(seconds=end - self._started)
 
     def __repr__(self) -> str:
@@ -381,7 +382,7 @@ class Response:
             return
         self._conn = None
         if self._started is not None:
-            self._elapsed = time.perf_counter()
+            self._ended = time.perf_counter()
         if self._on_release is not None:
             self.close_reason = self._on_release(self._head)
             return
@@ -396,7 +397,7 @@ class Response:
             return
         self._conn = None
         if self._started is not None:
-            self._elapsed = time.perf_counter()
+            self._ended = time.perf_counter()
         conn.abort(reason)
         self.close_reason = reason
         if self._on_release is not None:
