@@ -90,12 +90,17 @@ class DefaultFormatter(logging.Formatter):
 
 class AccessFormatter(DefaultFormatter):
     """Also adds uvicorn's access fields (``client_addr``, ``request_line``,
-    ``status_code`` with its phrase) when the record's arguments are the server's
-    ``(client, method, target, version, status)``; other records keep ``%(message)s``."""
+    ``status_code`` with its phrase, coloured) when the record's arguments are the
+    server's ``(client, method, target, version, status)``, so uvicorn's access format
+    works; another record gets ``-``, its message and an empty status instead."""
 
     stream_name = "stdout"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        record = copy.copy(record)
+        record.__dict__.setdefault("client_addr", "-")
+        record.__dict__.setdefault("request_line", record.__dict__.get("message", ""))
+        record.__dict__.setdefault("status_code", "")
         args = record.args
         if isinstance(args, tuple) and len(args) >= 5 and isinstance(args[4], int):
             client, method, target, version = args[:4]
@@ -109,14 +114,15 @@ class AccessFormatter(DefaultFormatter):
             if self.use_colors:
                 status_text = _ansi(status_text, _STATUS_COLOURS.get(status // 100, "0"))
                 line = _ansi(line, "0", bold=True)
-            record = copy.copy(record)
             record.__dict__.update(client_addr=client, request_line=line,
                                    status_code=status_text)
         return super().formatMessage(record)
 
 
-#: Default formats: the server's is uvicorn's; the proxy's carries a timestamp.
+#: Default formats: the server's are uvicorn's; the proxy's carry a timestamp (its access
+#: lines have more fields than a request line and a status: they keep their message).
 SERVER_FORMAT: Final = "%(levelprefix)s %(message)s"
+SERVER_ACCESS_FORMAT: Final = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
 PROXY_FORMAT: Final = "%(asctime)s %(levelprefix)s %(message)s"
 
 
@@ -126,7 +132,8 @@ def default_config(role: Literal["server", "proxy"] = "server",
     handlers on onehop's loggers only (``propagate: False``), the root untouched."""
     fmt = PROXY_FORMAT if role == "proxy" else SERVER_FORMAT
     formatter = {"()": f"{__name__}.DefaultFormatter", "fmt": fmt, "use_colors": use_colors}
-    access = {"()": f"{__name__}.AccessFormatter", "fmt": fmt, "use_colors": use_colors}
+    access = {"()": f"{__name__}.AccessFormatter", "use_colors": use_colors,
+              "fmt": PROXY_FORMAT if role == "proxy" else SERVER_ACCESS_FORMAT}
     return {
         "version": 1,
         "disable_existing_loggers": False,
