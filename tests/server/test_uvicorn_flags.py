@@ -170,7 +170,7 @@ def test_help_shows_defaults() -> None:
     text = " ".join(done.stdout.split())
     for expected in ("--port PORT TCP port (0: any free one) (default: 8000)",
                      "(default: 0.25)", "--proxy-headers, --no-proxy-headers",
-                     "(default: 127.0.0.1)", "(default: 17)", "--ssl-certfile FILE",
+                     "(default: 127.0.0.1,::1)", "(default: 17)", "--ssl-certfile FILE",
                      "--reload-dir DIR", "--log-config FILE"):
         assert expected in text, expected
     assert "(default: None)" not in text

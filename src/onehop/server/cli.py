@@ -91,7 +91,7 @@ def register(subparsers: Any) -> None:
                    help="take the client address and scheme from X-Forwarded-For/-Proto "
                         "sent by --forwarded-allow-ips peers")
     g.add_argument("--forwarded-allow-ips",
-                   default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+                   default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
                    help="comma-separated addresses trusted for X-Forwarded-*, or * "
                         "($FORWARDED_ALLOW_IPS)")
     g.add_argument("--server-header", action=argparse.BooleanOptionalAction, default=True,

@@ -89,7 +89,7 @@ class Config:
     limit_max_requests: int | None = None
     backlog: int = 2048
     proxy_headers: bool = True
-    forwarded_allow_ips: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    forwarded_allow_ips: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     install_signal_handlers: bool = True
     limits: Limits = field(default_factory=Limits)
     workers: int = 1
