@@ -216,3 +216,17 @@ def test_tls_settings_are_plain_data_a_worker_can_receive(certs: Certs) -> None:
     settings = pickle.loads(pickle.dumps(config)).tls_settings()
     assert settings is not None and settings.context().verify_mode == ssl.CERT_NONE
     assert Path(settings.certfile).exists()
+
+
+def test_a_tls_handshake_must_finish_within_the_header_timeout(certs: Certs) -> None:
+    """A client that opens TCP and never says ClientHello is dropped after the header
+    timeout, as a slow request head would be (the endpoint's timers start after it)."""
+    import contextlib
+    import socket
+
+    with running(scope_app, header_timeout=0.5, **tls(certs)) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(1) == b""
+        assert time.monotonic() - started < 3

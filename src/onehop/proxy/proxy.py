@@ -97,6 +97,9 @@ class Proxy(Router):
                 ctx = self.config.tls.context()
             except ValueError as exc:
                 raise ConfigError(f"tls: {exc}") from None
+        # The handshake must finish within the client header timeout (the endpoint's
+        # timers start only once it has).
+        handshake = self.config.timeouts.client_header if ctx is not None else None
         if sock is None:
             if host is None or port is None:
                 h, p = split_listen(self.config.listen, "listen")
@@ -104,11 +107,12 @@ class Proxy(Router):
                 port = p if port is None else port
             if reuse_port:
                 self._servers.append(await loop.create_server(
-                    self._endpoint, host, port, backlog=2048, reuse_port=True, ssl=ctx))
+                    self._endpoint, host, port, backlog=2048, reuse_port=True, ssl=ctx,
+                    ssl_handshake_timeout=handshake))
                 return
             sock = bind_socket(host, port)
         self._servers.append(await loop.create_server(self._endpoint, sock=sock, backlog=2048,
-                                                      ssl=ctx))
+                                                      ssl=ctx, ssl_handshake_timeout=handshake))
 
     @property
     def port(self) -> int:

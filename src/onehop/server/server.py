@@ -165,13 +165,17 @@ class Server:
         if not socks:
             socks = [bind_socket(config.host, config.port, uds=config.uds, fd=config.fd,
                                  backlog=config.backlog)]
+        # A TLS handshake must finish within the header timeout: the endpoint's timers
+        # start only once it has (a client that never sends a ClientHello is slow-loris).
+        handshake = config.header_timeout if ssl_context is not None else None
         for sock in socks:
             if sock.family == socket.AF_UNIX:
                 srv = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog,
-                                                    ssl=ssl_context)
+                                                    ssl=ssl_context,
+                                                    ssl_handshake_timeout=handshake)
             else:
                 srv = await loop.create_server(factory, sock=sock, backlog=config.backlog,
-                                               ssl=ssl_context)
+                                               ssl=ssl_context, ssl_handshake_timeout=handshake)
             self.servers.append(srv)
         logger.debug("Connection rules: %s", state.config)
         for sock in self.sockets:
