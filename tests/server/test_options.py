@@ -96,8 +96,15 @@ def test_proxy_headers_ignored_from_untrusted_peer() -> None:
         assert info["scheme"] == "http"
 
 
-def test_proxy_headers_off_by_default() -> None:
+def test_proxy_headers_on_by_default_trusting_loopback_as_uvicorn() -> None:
+    """Issue 13: uvicorn believes X-Forwarded-* by default, from 127.0.0.1 only."""
     with running(whoami) as server, connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
+        assert _json_body(read_responses(sock, 1))["client"][0] == "203.0.113.7"
+
+
+def test_no_proxy_headers_ignores_x_forwarded_for() -> None:
+    with running(whoami, proxy_headers=False) as server, connect(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
         assert _json_body(read_responses(sock, 1))["client"][0] == "127.0.0.1"
 
