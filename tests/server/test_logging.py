@@ -77,7 +77,7 @@ def test_each_rejected_request_is_one_info_line_with_status_and_cause() -> None:
         _, err = stop(proc)
     for cause in (": 400 malformed request-line", ": 414 request-line longer than 100",
                   ": 431 message head larger than", ": 413 Content-Length 100 exceeds",
-                  ": request head not complete after 0.5 s"):  # (the 408)
+                  ": 408 request head not complete after 0.5 s"):  # (the 408)
         lines = [line for line in err.splitlines() if cause in line]
         assert len(lines) == 1, (cause, err)
         assert re.match(r"INFO:     127\.0\.0\.1:\d+: ", lines[0]), lines[0]

@@ -79,9 +79,9 @@ def register(subparsers: Any) -> None:
                    help="stop a process after this many requests (workers are restarted)")
     g.add_argument("--limit-max-requests-jitter", type=int, default=0, metavar="N",
                    help="add 0..N (random, per process) to --limit-max-requests")
-    g.add_argument("--timeout-graceful-shutdown", type=float, default=None,
-                   help="seconds in-flight requests get on SIGTERM (default: no limit; "
-                        "30 with workers)")
+    g.add_argument("--timeout-graceful-shutdown", type=float, default=30.0,
+                   help="seconds in-flight requests and WebSockets get on SIGTERM before "
+                        "they are cut (0: no limit)")
     add_log_arguments(p)
     g = p.add_argument_group("HTTP")
     g.add_argument("--timeout-keep-alive", type=float, default=5.0,
@@ -154,7 +154,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         lifespan=args.lifespan, log_level=args.log_level, access_log=args.access_log,
         timeout_keep_alive=args.timeout_keep_alive, limit_max_requests=args.limit_max_requests,
         limit_concurrency=args.limit_concurrency,
-        timeout_graceful_shutdown=args.timeout_graceful_shutdown, root_path=args.root_path,
+        timeout_graceful_shutdown=args.timeout_graceful_shutdown or None,
+        root_path=args.root_path,
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",")],
         server_header=args.server_header, date_header=args.date_header, backlog=args.backlog,

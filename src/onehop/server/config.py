@@ -83,7 +83,7 @@ class Config:
     header_timeout: float = 10.0
     body_timeout: float | None = 30.0
     linger_timeout: float = 2.0
-    timeout_graceful_shutdown: float | None = None
+    timeout_graceful_shutdown: float | None = 30.0
     max_requests_per_connection: int | None = 1000
     limit_concurrency: int | None = None
     limit_max_requests: int | None = None
