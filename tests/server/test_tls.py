@@ -230,3 +230,28 @@ def test_a_tls_handshake_must_finish_within_the_header_timeout(certs: Certs) -> 
         with contextlib.suppress(ConnectionResetError):
             assert sock.recv(1) == b""
         assert time.monotonic() - started < 3
+
+
+def test_websocket_over_tls_is_wss_in_the_scope_rfc6455_11_1_2(certs: Certs) -> None:
+    import websockets
+
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        seen.append(scope["scheme"])
+        await receive()
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": message.get("text")})
+
+    async def client(port: int) -> str:
+        context = ssl.create_default_context(cafile=certs.ca)
+        async with websockets.connect(f"wss://127.0.0.1:{port}/", ssl=context) as ws:
+            await ws.send("secure")
+            return str(await ws.recv())
+
+    with running(app, **tls(certs)) as server:
+        assert asyncio.run(client(server.port)) == "secure"
+    assert seen == ["wss"]
