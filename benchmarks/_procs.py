@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -79,8 +80,11 @@ class Running:
     """
 
     def __init__(self, cmd: list[str], port: int, env: dict[str, str], cwd: Path,
-                 cpus: str = "0", target: str = "/", ready: bytes = b"HTTP/1.") -> None:
+                 cpus: str = "0", target: str = "/", ready: bytes = b"HTTP/1.",
+                 tls: bool = False) -> None:
         self.port = port
+        #: Probe readiness over TLS (certificate not verified: the benchmark made it).
+        self.tls = tls
         self.target = target
         self.ready = ready
         self.cmd = cmd
@@ -91,7 +95,13 @@ class Running:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
+                    s = raw
+                    if self.tls:
+                        ctx = ssl.create_default_context()
+                        ctx.check_hostname = False
+                        ctx.verify_mode = ssl.CERT_NONE
+                        s = ctx.wrap_socket(raw)
                     s.sendall(f"GET {self.target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                               "Connection: close\r\n\r\n".encode())
                     if s.recv(16).startswith(self.ready):

@@ -5,7 +5,9 @@ under each server installed (onehop, uvicorn+httptools, uvicorn+h11, hypercorn,
 granian), one worker each, all on uvloop, server pinned to CPU 0 and wrk to
 CPU 1 (``taskset``), in three modes: keep-alive, ``Connection: close`` on every
 request, and HTTP/1.0 keep-alive (a wrk Lua script sends ``GET / HTTP/1.0`` with
-``Connection: keep-alive``). Every cell is measured ``--repeats`` times with the
+``Connection: keep-alive``), and TLS keep-alive (``https://``, a self-signed
+P-256 certificate made with the ``openssl`` command; wrk negotiates TLS 1.3 with
+every server). Every cell is measured ``--repeats`` times with the
 order of servers reversed on every other repeat; the table shows the median.
 Prints requests/s, ratio to onehop, p99 latency, server CPU per request and
 peak RSS (VmHWM summed over the server's process tree), then the memory each
@@ -81,7 +83,10 @@ MODES = {
     "keep-alive": [],
     "close": ["-H", "Connection: close"],
     "http/1.0 keep-alive": ["-s", "{lua}"],
+    "tls keep-alive": [],
 }
+#: Modes served over TLS (the servers get the certificate, wrk an https URL).
+TLS_MODES = frozenset({"tls keep-alive"})
 APPS = ("hello", "starlette")
 #: Idle timeout given to every server, long enough for the memory measurement.
 IDLE_TIMEOUT = 120
@@ -94,14 +99,27 @@ IDLE_BUDGET = 60
 
 
 
+def make_cert(directory: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and its key (PKCS#8, as granian needs)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
 def server_commands(app: str, port: int, baseline: str | None = None,
-                    apps_dir: str = "") -> dict[str, list[str]]:
-    """The command line of every installed server, serving *app* on *port*; with
-    *baseline*, also ``onehop-baseline``: onehop run from that source tree."""
+                    apps_dir: str = "", tls: tuple[str, str] | None = None
+                    ) -> dict[str, list[str]]:
+    """The command line of every installed server, serving *app* on *port* (with TLS when
+    *tls* is (certfile, keyfile)); with *baseline*, also ``onehop-baseline``: onehop run
+    from that source tree."""
     py = sys.executable
+    ssl_args = ["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]] if tls else []
     onehop = [py, "-m", "onehop", "serve", app, "--port", str(port), "--no-access-log",
               "--log-level", "warning", "--loop", "uvloop",
-              "--timeout-keep-alive", str(IDLE_TIMEOUT)]
+              "--timeout-keep-alive", str(IDLE_TIMEOUT), *ssl_args]
     out = {"onehop": onehop}
     if baseline:
         out["onehop-baseline"] = ["env", f"PYTHONPATH={apps_dir}{os.pathsep}{baseline}",
@@ -109,20 +127,23 @@ def server_commands(app: str, port: int, baseline: str | None = None,
     if have("uvicorn"):
         base = [py, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
                 "--log-level", "warning", "--loop", "uvloop",
-                "--timeout-keep-alive", str(IDLE_TIMEOUT)]
+                "--timeout-keep-alive", str(IDLE_TIMEOUT), *ssl_args]
         if have("httptools"):
             out["uvicorn+httptools"] = [*base, "--http", "httptools"]
         out["uvicorn+h11"] = [*base, "--http", "h11"]
     if have("hypercorn"):
         out["hypercorn"] = [py, "-m", "hypercorn", app, "-b", f"127.0.0.1:{port}", "-w", "1",
                             "-k", "uvloop", "--log-level", "warning",
-                            "--keep-alive", str(IDLE_TIMEOUT)]
+                            "--keep-alive", str(IDLE_TIMEOUT),
+                            *(["--certfile", tls[0], "--keyfile", tls[1]] if tls else [])]
     granian = shutil.which("granian", path=f"{Path(sys.executable).parent}{os.pathsep}"
                                            f"{os.environ.get('PATH', '')}")
     if granian:
         out["granian"] = [granian, "--interface", "asgi", "--host", "127.0.0.1", "--port",
                           str(port), "--workers", "1", "--loop", "uvloop", "--no-ws",
-                          "--http", "1", "--log-level", "warning", "--no-access-log", app]
+                          "--http", "1", "--log-level", "warning", "--no-access-log",
+                          *(["--ssl-certificate", tls[0], "--ssl-keyfile", tls[1]]
+                            if tls else []), app]
     return out
 
 
@@ -209,9 +230,10 @@ def ws_rows(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
         print(f"| {name} | {rate:,.0f} | {ref / rate:.2f}x | {cpu:.1f} |")
 
 
-def wrk_server(server: Running, mode_args: list[str], duration: float, conns: int) -> Cell:
+def wrk_server(server: Running, mode_args: list[str], duration: float, conns: int,
+               scheme: str = "http") -> Cell:
     """One wrk run against *server*; CPU is the server tree's, per completed request."""
-    return run_wrk(["-t1", f"-c{conns}", *mode_args], f"http://127.0.0.1:{server.port}/",
+    return run_wrk(["-t1", f"-c{conns}", *mode_args], f"{scheme}://127.0.0.1:{server.port}/",
                    server.proc.pid, duration)
 
 
@@ -300,6 +322,7 @@ def main() -> int:
     (tmp / "bench_apps.py").write_text(APPS_SOURCE)
     lua = tmp / "http10.lua"
     lua.write_text(HTTP10_LUA)
+    tls = make_cert(tmp) if shutil.which("openssl") else None
     repo_src = Path(__file__).resolve().parents[1] / "src"
     path = os.pathsep.join(p for p in (str(tmp), str(repo_src), os.environ.get("PYTHONPATH"))
                            if p)
@@ -310,7 +333,7 @@ def main() -> int:
     if args.servers:
         names = [n for n in names if n in args.servers.split(",")]
     apps = [a for a in args.apps.split(",") if a in APPS]
-    modes = [m for m in args.modes.split(",") if m in MODES]
+    modes = [m for m in args.modes.split(",") if m in MODES and (tls or m not in TLS_MODES)]
     print(f"# servers: {', '.join(names)}; {args.duration:g} s x {args.repeats} per cell, "
           f"wrk -t1 -c{args.connections}", file=sys.stderr)
 
@@ -328,11 +351,13 @@ def main() -> int:
                 for conns in conns_list:
                     for name in order:
                         port = free_port()
+                        secure = mode in TLS_MODES
                         cmd = server_commands(f"bench_apps:{app}", port, args.baseline,
-                                              str(tmp))[name]
+                                              str(tmp), tls if secure else None)[name]
                         try:
-                            with Running(cmd, port, env, tmp) as server:
-                                cell = wrk_server(server, margs, args.duration, conns)
+                            with Running(cmd, port, env, tmp, tls=secure) as server:
+                                cell = wrk_server(server, margs, args.duration, conns,
+                                                  "https" if secure else "http")
                         except RuntimeError as exc:
                             print(f"# {name} {app} {mode} -c{conns}: {exc}", file=sys.stderr)
                             continue

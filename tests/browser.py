@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -42,16 +44,18 @@ def run(url: str, expression: str, *, timeout: float = 15.0,
     """Load *url* and return the first truthy value of *expression* (None on timeout)."""
     assert CHROMIUM is not None
     port = _free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [CHROMIUM, *FLAGS, *(extra_flags or []), f"--remote-debugging-port={port}",
              f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             target = _page_target(port, timeout)
             return asyncio.run(_drive(target, url, expression, timeout))
         finally:
-            proc.kill()
+            # Chromium's helper processes share its session: stop them all.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
 

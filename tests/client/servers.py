@@ -165,6 +165,31 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 
 
+@contextlib.contextmanager
+def scripted_in_thread(script: Script, **options: float | None) -> Iterator[ScriptedServer]:
+    """A :class:`ScriptedServer` on its own event loop in a thread, for blocking clients
+    (the CLI, curl, ``httpx.Client``). Read its ``seen`` once the client is done."""
+    started = threading.Event()
+    stop = threading.Event()
+    holder: list[ScriptedServer] = []
+
+    async def run() -> None:
+        async with ScriptedServer(script, **options) as server:  # type: ignore[arg-type]
+            holder.append(server)
+            started.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
+    try:
+        assert started.wait(10), "the scripted server did not start"
+        yield holder[0]
+    finally:
+        stop.set()
+        thread.join(5)
+
+
 def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

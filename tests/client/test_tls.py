@@ -129,20 +129,41 @@ def tls_server_thread(certs: Path) -> Iterator[int]:
         thread.join(5)
 
 
-def test_get_cli_reports_certificate_verification_failure_and_exits_1(
+def test_get_cli_reports_certificate_verification_failure_and_exits_60_as_curl(
     certs: Path, capfdbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     from onehop.client import cli
 
     with tls_server_thread(certs) as port:
         url = f"https://127.0.0.1:{port}/"
-        assert cli.main([url]) == 1
+        assert cli.main([url]) == 60  # curl's CURLE_PEER_FAILED_VERIFICATION
         failed = capfdbinary.readouterr()
         assert cli.main(["-k", url]) == 0
         insecure = capfdbinary.readouterr()
+        assert cli.main(["--cacert", str(certs / "ca.pem"), url]) == 0
+        trusted = capfdbinary.readouterr()
     err = failed.err.decode()
     assert err.startswith(f"onehop get: GET {url}: ConnectError: ")
-    assert "TLS certificate verification failed" in err and "--insecure" in err
+    assert "TLS certificate verification failed" in err and "--cacert" in err
+    assert "--insecure" in err
     assert "Traceback" not in err and err.count("\n") == 1
     assert failed.out == b""
-    assert insecure.out == b"secure"
+    assert insecure.out == b"secure" == trusted.out
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_get_cli_tls_flags_match_curl(certs: Path) -> None:
+    import os
+    import sys
+
+    curl = shutil.which("curl")
+    assert curl is not None
+    with tls_server_thread(certs) as port:
+        url = f"https://127.0.0.1:{port}/"
+        # (--http1.1: the test server offers h2 by ALPN but speaks only HTTP/1.1.)
+        for flags in ([], ["-k"], ["--cacert", str(certs / "ca.pem")]):
+            flags = ["--http1.1", *flags]
+            ours = subprocess.run([sys.executable, "-m", "onehop", "get", "-s", *flags, url],
+                                  capture_output=True, timeout=30, env=os.environ.copy())
+            theirs = subprocess.run([curl, "-s", *flags, url], capture_output=True, timeout=30)
+            assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), flags

@@ -51,5 +51,35 @@ def test_json_markdown_and_exit_status(
     assert "[1/2] close-honoured ... pass" in captured.err
 
 
-def test_unreachable_target_is_a_usage_error() -> None:
-    assert main(["probe", "server", f"http://127.0.0.1:{free_port()}/", "--timeout", "1"]) in (1, 2)
+def test_server_that_is_down_is_one_line_and_exit_2_not_a_fail_per_check(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    assert main(["probe", "server", url, "--timeout", "1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"onehop probe: cannot connect to {url}: connection refused\n"
+    assert captured.out == ""  # no table of FAIL lines
+
+
+def test_proxy_that_is_down_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    assert main(["probe", "proxy", address, "--origin-port", str(free_port())]) == 2
+    assert capsys.readouterr().err == (
+        f"onehop probe: cannot connect to {address}: connection refused\n")
+
+
+def test_server_that_is_down_from_the_onehop_command() -> None:
+    import subprocess
+    import sys
+
+    url = f"http://127.0.0.1:{free_port()}/"
+    proc = subprocess.run([sys.executable, "-m", "onehop", "probe", "server", url],
+                          capture_output=True, text=True, timeout=30)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"onehop probe: cannot connect to {url}: connection refused\n"
+
+
+def test_unknown_host_says_so() -> None:
+    from onehop.probe.cli import reachable
+
+    assert (reachable("no-such-host.invalid", 80, 2.0) or "").startswith("unknown host")

@@ -25,10 +25,10 @@ APP = "tests.server.apps:app"
 
 
 @contextmanager
-def serve(*args: str) -> Iterator[subprocess.Popen[bytes]]:
+def serve(*args: str, app: str = APP) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``python -m onehop serve APP ARGS`` from the repository root; always reap it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "onehop", "serve", APP, "--no-access-log", *args],
+        [sys.executable, "-m", "onehop", "serve", app, "--no-access-log", *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:

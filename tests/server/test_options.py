@@ -96,8 +96,15 @@ def test_proxy_headers_ignored_from_untrusted_peer() -> None:
         assert info["scheme"] == "http"
 
 
-def test_proxy_headers_off_by_default() -> None:
+def test_proxy_headers_on_by_default_trusting_loopback_as_uvicorn() -> None:
+    """Issue 13: uvicorn believes X-Forwarded-* by default, from 127.0.0.1 only."""
     with running(whoami) as server, connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
+        assert _json_body(read_responses(sock, 1))["client"][0] == "203.0.113.7"
+
+
+def test_no_proxy_headers_ignores_x_forwarded_for() -> None:
+    with running(whoami, proxy_headers=False) as server, connect(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
         assert _json_body(read_responses(sock, 1))["client"][0] == "127.0.0.1"
 
@@ -168,3 +175,27 @@ def test_body_timeout_does_not_apply_to_keep_alive_idle_time() -> None:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
         assert read_responses(sock, 1).endswith(b"hi")
         assert not is_closed(sock, timeout=0.5)  # idle longer than body_timeout: still open
+
+
+@pytest.mark.parametrize(("allow", "xff", "client"), [
+    (["127.0.0.1"], "203.0.113.7, 10.0.0.1", "10.0.0.1"),      # 10.0.0.1 not trusted
+    (["127.0.0.1", "10.0.0.0/8"], "203.0.113.7, 10.0.0.1", "203.0.113.7"),  # CIDR skipped
+    (["*"], "203.0.113.7, 10.0.0.1", "203.0.113.7"),           # trust all: left-most
+    (["127.0.0.1", "10.0.0.1"], "10.0.0.2, 10.0.0.1", "10.0.0.2"),
+], ids=["right-most-untrusted", "cidr-network", "star", "chain"])
+def test_proxy_headers_take_the_first_untrusted_hop_from_the_right_as_uvicorn(
+    allow: list[str], xff: str, client: str,
+) -> None:
+    # uvicorn's ProxyHeadersMiddleware: proxies append the address they saw, so the
+    # client is the right-most entry that is not itself a trusted proxy.
+    with running(whoami, forwarded_allow_ips=allow) as server, connect(server) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {xff}\r\n\r\n".encode())
+        assert _json_body(read_responses(sock, 1))["client"] == [client, 0]
+
+
+def test_proxy_headers_do_not_apply_with_no_proxy_headers() -> None:
+    with running(whoami, proxy_headers=False) as server, connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n"
+                     b"X-Forwarded-Proto: https\r\n\r\n")
+        info = _json_body(read_responses(sock, 1))
+    assert info["client"][0] == "127.0.0.1" and info["scheme"] == "http"

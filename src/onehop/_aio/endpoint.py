@@ -630,7 +630,7 @@ class ServerEndpoint(asyncio.Protocol):
         if deadline is _BODY_DEADLINE:
             if mode is not _EXCHANGE or self.body_complete:
                 return
-            error_log.info("%s: request body stalled for %g s", self._peer(),
+            error_log.info("%s: 408 request body stalled for %g s", self._peer(),
                            self.config.body_timeout or 0)
             if not self.response_started and not self.response_complete:
                 self.send_error(408, "Request Timeout: the request body took too long")
@@ -643,7 +643,7 @@ class ServerEndpoint(asyncio.Protocol):
         if mode is _EXCHANGE:
             return
         if deadline is Deadline.HEADER and self.core.buffered:
-            error_log.info("%s: request head not complete after %g s", self._peer(),
+            error_log.info("%s: 408 request head not complete after %g s", self._peer(),
                            self.config.header_timeout)
             self.send_error(408, "Request Timeout: the request head took too long")
         else:

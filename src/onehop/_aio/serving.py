@@ -14,7 +14,6 @@ Everything here is touched only from the server's event loop: no locks.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.util
 import logging
@@ -69,25 +68,6 @@ def http2_available() -> bool:
 
 
 _h2_installed: bool | None = None
-
-
-def add_http_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--http`` and the HTTP/2 SETTINGS flags, shared by ``onehop serve`` and
-    ``onehop proxy`` (their values: ``args.http``, ``args.h2_*``)."""
-    parser.add_argument(
-        "--http", choices=HTTP_CHOICES, default=None,
-        help="protocols: auto (HTTP/1.x, and HTTP/2 on the same port by prior knowledge or "
-             "ALPN h2; the default), h11 or httptools (HTTP/1.x only), h2 (HTTP/2 only)")
-    defaults = Http2Settings()
-    parser.add_argument("--h2-max-concurrent-streams", type=int, default=None, metavar="N",
-                        help="HTTP/2 streams a client may have open at once "
-                             f"(default {defaults.max_concurrent_streams})")
-    parser.add_argument("--h2-max-header-list-size", type=int, default=None, metavar="BYTES",
-                        help="largest HTTP/2 field section accepted, RFC 9113 §6.5.2 "
-                             f"(default {defaults.max_header_list_size})")
-    parser.add_argument("--h2-initial-window-size", type=int, default=None, metavar="BYTES",
-                        help="HTTP/2 flow-control window per stream for request content "
-                             f"(default {defaults.initial_window_size})")
 
 
 #: ``keep_alive_header`` values: when to announce ``Keep-Alive: timeout=N, max=M``.

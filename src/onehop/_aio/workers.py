@@ -59,6 +59,7 @@ def run_workers(
         stop.set()
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    logger.info("Started parent process [%d] with %d %s processes", os.getpid(), count, label)
     procs = [spawn() for _ in range(count)]
     restarts: list[float] = []
     status = 0
@@ -79,19 +80,29 @@ def run_workers(
                                label.capitalize(), proc.pid, proc.exitcode)
                 procs[i] = spawn()
     finally:
+        logger.info("Stopping parent process [%d]", os.getpid())
         for proc in procs:
             if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGTERM)
         for proc in procs:
-            proc.join(grace + 1.0)
-            if proc.is_alive():
-                logger.warning("%s process [%s] did not stop in time; killing it",
-                               label.capitalize(), proc.pid)
-                proc.kill()
-                proc.join(1)
-            else:
-                logger.info("Stopped %s process [%s]", label, proc.pid)
+            stop_process(proc, grace, label, signalled=True)
         for sig, handler in old.items():
             signal.signal(sig, handler)
         sock.close()
     return status
+
+
+def stop_process(proc: BaseProcess, grace: float, label: str = "worker", *,
+                 signalled: bool = False) -> None:
+    """Stop *proc* gracefully: SIGTERM (unless *signalled* already), wait its grace period
+    plus a second, then kill it; log how it ended (one line)."""
+    if not signalled and proc.is_alive() and proc.pid is not None:
+        os.kill(proc.pid, signal.SIGTERM)
+    proc.join(grace + 1.0)
+    if proc.is_alive():
+        logger.warning("%s process [%s] did not stop in time; killing it",
+                       label.capitalize(), proc.pid)
+        proc.kill()
+        proc.join(1)
+    else:
+        logger.info("Stopped %s process [%s]", label, proc.pid)

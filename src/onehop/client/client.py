@@ -12,12 +12,16 @@ the cause.
 
 from __future__ import annotations
 
+import codecs
+import json as jsonlib
 import ssl
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 from onehop.client.connection import HTTPConnection, Origin
@@ -25,28 +29,41 @@ from onehop.client.errors import (
     ClientError,
     ClientTimeout,
     ClosedBeforeResponse,
+    HTTPStatusError,
+    InvalidURL,
     NothingWritten,
     ReadTimeout,
+    RedirectBodyNotReplayable,
     ServerClosedIdle,
     ServerDisconnected,
+    TooManyRedirects,
+    UnsupportedScheme,
     WriteTimeout,
 )
 from onehop.client.exchange import CLIENT_MAX_SENDS, Attempt, describe
+from onehop.client.headers import HeaderMap
 from onehop.client.pipeline import Pipeline
 from onehop.client.pool import Pool, default_ssl_context
-from onehop.core import ConnectionInfo, Headers, Request, split_headers
+from onehop.client.redirects import next_hop
+from onehop.core import ConnectionInfo, EndOfMessage, Headers, Request, split_headers
 from onehop.core import Response as CoreResponse
 from onehop.errors import HopByHopInHeaders
 
-HeaderArg = Headers | dict[str, str] | list[tuple[str, str]] | list[tuple[bytes, bytes]] | None
+HeaderArg = (
+    Headers | Mapping[str, str] | list[tuple[str, str]] | list[tuple[bytes, bytes]] | None
+)
 Body = bytes | AsyncIterable[bytes] | None
+_NO_BODY_METHODS: Final = ("GET", "HEAD", "DELETE", "OPTIONS", "TRACE")
+_REASONS: Final = {1: "Informational", 3: "Redirect", 4: "Client error", 5: "Server error"}
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-#: Headers the client computes; a caller's copy is dropped (framing) or kept (Host).
+#: Headers the client computes: a caller's copy keeps its place with the true value.
 _FRAMING: Final = frozenset({b"content-length"})
 #: Entries kept by the URL and request memos before they start over.
 _MEMO_SIZE: Final = 512
 _URLS: dict[str, tuple[Origin, bytes, bytes]] = {}
 _VISIBLE_ASCII: Final = "".join(map(chr, range(0x21, 0x7F)))
+#: No field dropped (a request that did not come from a redirect).
+_KEEP_ALL: Final[frozenset[bytes]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -74,12 +91,15 @@ class Timeout:
 class Response:
     """A response: status, end-to-end headers, the connection part apart, and the body.
 
-    ``headers`` never holds hop-by-hop fields; ``connection`` has the
-    ``Connection`` options and connection-specific fields (RFC 9110 §7.6.1).
+    ``headers`` is a :class:`~onehop.client.headers.HeaderMap` (read as
+    ``httpx.Headers`` is: ``r.headers["content-type"]``, ``.get``, ``.get_list``,
+    ``.multi_items()``) that never holds hop-by-hop fields; ``connection`` has
+    the ``Connection`` options and connection-specific fields (RFC 9110 §7.6.1).
     ``reused`` tells whether the request went over a connection that carried
     an earlier exchange. The body is read with :meth:`aiter_bytes` or
     :meth:`aread`; :meth:`aclose` gives the connection back (or closes it
-    if the body was not read to its end).
+    if the body was not read to its end). ``history`` holds the redirects
+    followed to reach this response, oldest first.
     """
 
     def __init__(
@@ -93,9 +113,10 @@ class Response:
         pool: Pool,
         read_timeout: float | None,
         on_release: Callable[[CoreResponse | None], str | None] | None = None,
+        started: float | None = None,
     ) -> None:
         self.status_code = head.status_code
-        self.headers: Headers = head.headers
+        self.headers = HeaderMap(head.headers)
         self.connection: ConnectionInfo = head.connection
         self.method = method
         self.url = url
@@ -103,6 +124,8 @@ class Response:
         self.connection_id = conn.id
         #: Why the connection was closed after this response, or None if kept.
         self.close_reason: str | None = None
+        #: The redirect responses followed to reach this one, oldest first (bodies read).
+        self.history: list[Response] = []
         self._head = head
         self._conn: HTTPConnection | None = conn
         self._pool = pool
@@ -110,11 +133,20 @@ class Response:
         self._content: bytes | None = None
         #: A pipelined exchange hands the connection back through its lane instead.
         self._on_release = on_release
+        self._started = started
+        #: When the body ended or the connection was given up (perf_counter).
+        self._ended: float | None = None
+        self._encoding: str | None = None
 
     @property
     def reason(self) -> str:
         """The reason phrase (decoded as Latin-1)."""
         return self._head.reason.decode("latin-1")
+
+    @property
+    def reason_phrase(self) -> str:
+        """The reason phrase (httpx's name for :attr:`reason`)."""
+        return self.reason
 
     @property
     def http_version(self) -> str:
@@ -126,8 +158,66 @@ class Response:
         """The status code (alias of ``status_code``)."""
         return self.status_code
 
+    @property
+    def elapsed(self) -> timedelta:
+        """From sending the request to the end of the body (or until now, while it is
+        read), as httpx measures it; a redirect's history is not included.
+
+        Raises:
+            ClientError: the response was not made by :class:`Client` (no start time).
+        """
+        if self._started is None:
+            raise ClientError("no start time: this response was not sent by a Client")
+        end = self._ended if self._ended is not None else time.perf_counter()
+        return timedelta(seconds=end - self._started)
+
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason}]>"
+
+    # --- status classes -----------------------------------------------------------------------
+
+    @property
+    def is_success(self) -> bool:
+        """A 2xx status (RFC 9110 §15.3)."""
+        return 200 <= self.status_code < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        """A 3xx status with a ``Location`` field: one :meth:`Client.send` could follow."""
+        return 300 <= self.status_code < 400 and "location" in self.headers
+
+    @property
+    def is_client_error(self) -> bool:
+        """A 4xx status (RFC 9110 §15.5)."""
+        return 400 <= self.status_code < 500
+
+    @property
+    def is_server_error(self) -> bool:
+        """A 5xx status (RFC 9110 §15.6)."""
+        return 500 <= self.status_code < 600
+
+    @property
+    def is_error(self) -> bool:
+        """A 4xx or 5xx status."""
+        return 400 <= self.status_code < 600
+
+    def raise_for_status(self) -> Response:
+        """Return the response if its status is 2xx; else raise, as httpx does.
+
+        Raises:
+            HTTPStatusError: any other status (1xx, 3xx, 4xx, 5xx), with ``response``
+                set and a message naming the status and the URL.
+        """
+        if self.is_success:
+            return self
+        kind = _REASONS.get(self.status_code // 100, "Unexpected status")
+        message = f"{kind} '{self.status_code} {self.reason}' for url '{self.url}'"
+        location = self.headers.get("location")
+        if location is not None and 300 <= self.status_code < 400:
+            message += f" (Location: {location})"
+        raise HTTPStatusError(message, response=self)
+
+    # --- the body -----------------------------------------------------------------------------
 
     @property
     def content(self) -> bytes:
@@ -141,9 +231,45 @@ class Response:
         return self._content
 
     @property
+    def charset_encoding(self) -> str | None:
+        """The ``charset`` parameter of ``Content-Type`` (RFC 9110 §8.3.2), or None."""
+        return _charset(self.headers.get("content-type"))
+
+    @property
+    def encoding(self) -> str:
+        """How :attr:`text` decodes the body: the declared ``charset`` if Python knows
+        it, else UTF-8 (httpx's default; RFC 9110 dropped HTTP/1.1's ISO-8859-1
+        default for text). Settable, before :attr:`text` is read."""
+        if self._encoding is None:
+            declared = self.charset_encoding
+            encoding = "utf-8"
+            if declared is not None:
+                with suppress(LookupError):
+                    encoding = codecs.lookup(declared).name
+            self._encoding = encoding
+        return self._encoding
+
+    @encoding.setter
+    def encoding(self, value: str) -> None:
+        self._encoding = value
+
+    @property
     def text(self) -> str:
-        """The body decoded as UTF-8 (replacing invalid bytes)."""
-        return self.content.decode("utf-8", "replace")
+        """The body decoded with :attr:`encoding` (invalid bytes replaced).
+
+        Raises:
+            ClientError: the body was not read yet.
+        """
+        return self.content.decode(self.encoding, "replace")
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON (RFC 8259; UTF-8, -16 or -32 detected by ``json.loads``).
+
+        Raises:
+            ClientError: the body was not read yet.
+            json.JSONDecodeError: the body is not JSON.
+        """
+        return jsonlib.loads(self.content, **kwargs)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield the body as it arrives; the connection is released at the end.
@@ -195,6 +321,56 @@ class Response:
         self._done()
         return content
 
+    def read_ready(self) -> tuple[list[bytes], bool]:
+        """The body pieces already received, without waiting, and whether the body ended
+        (then the connection is released, as by :meth:`aread`).
+
+        For a caller on another thread (the sync httpx transport): one hop to the
+        loop gets everything there is, often the whole body with the head.
+
+        Raises: as :meth:`aiter_bytes`.
+        """
+        conn = self._conn
+        if conn is None:
+            return [], True
+        pieces: list[bytes] = []
+        try:
+            while True:
+                event = conn.read_body_event_nowait()
+                if event is None:
+                    return pieces, False
+                if isinstance(event, EndOfMessage):
+                    self._done()
+                    return pieces, True
+                pieces.append(event)
+        except BaseException as exc:
+            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
+            raise
+
+    async def aread_some(self) -> tuple[list[bytes], bool]:
+        """Wait for the next piece of the body, then as :meth:`read_ready`.
+
+        Raises: as :meth:`aiter_bytes`.
+        """
+        conn = self._conn
+        if conn is None:
+            return [], True
+        try:
+            event = await conn.read_body_event(self._read_timeout)
+        except BaseException as exc:
+            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
+            raise
+        if isinstance(event, EndOfMessage):
+            self._done()
+            return [], True
+        pieces, ended = self.read_ready()
+        return [event, *pieces], ended
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection was given back (body read to its end) or closed."""
+        return self._conn is None
+
     async def aclose(self) -> None:
         """Release the connection; one whose body is unread is closed (it is not clean)."""
         if self._conn is not None:
@@ -205,6 +381,8 @@ class Response:
         if conn is None:
             return
         self._conn = None
+        if self._started is not None:
+            self._ended = time.perf_counter()
         if self._on_release is not None:
             self.close_reason = self._on_release(self._head)
             return
@@ -218,6 +396,8 @@ class Response:
         if conn is None:
             return
         self._conn = None
+        if self._started is not None:
+            self._ended = time.perf_counter()
         conn.abort(reason)
         self.close_reason = reason
         if self._on_release is not None:
@@ -238,7 +418,9 @@ class Client:
         verify: verify TLS certificates against the system's CAs (default), or against
             the CAs in this PEM file; False only when asked.
         ssl_context: a context to use instead of the default one.
-        trace: called with one line of text per connection event (new, reused, closed).
+        trace: called with one line of text per connection event (new, reused, closed,
+            redirect), and with each request head as sent (``> `` lines, byte for byte)
+            and each response head (``< `` lines; connection-specific fields last).
         pipeline: pipelining depth (requests in flight on one connection, RFC 9112
             §9.3.2): one number for every origin, or ``{"http://host:port": depth}``
             per origin. 0 or 1 (the default) turns it off.
@@ -246,6 +428,14 @@ class Client:
             many bytes, and with streamed bodies (RFC 9110 §10.1.1); None (default) never.
             A request whose headers already carry the expectation is honoured too.
         continue_wait: seconds to wait for ``100 Continue`` before sending the body anyway.
+        follow_redirects: follow 301, 302, 303, 307 and 308 answers (default False, as
+            httpx and curl); a request may say otherwise. See :mod:`onehop.client.redirects`.
+        max_redirects: redirects followed for one request before :class:`TooManyRedirects`
+            (20, httpx's default).
+        http_version: ``"1.1"`` (default) or ``"1.0"``: the version of every request.
+            An HTTP/1.0 request asks to keep the connection with ``Connection:
+            keep-alive`` (RFC 9112 §9.3, RFC 7230 §A.1.2) unless *keep_alive* is False,
+            and cannot stream a body of unknown length (no chunked coding, RFC 9112 §7.1).
     """
 
     def __init__(
@@ -263,8 +453,19 @@ class Client:
         pipeline: int | Mapping[str, int] = 0,
         expect_continue: int | None = None,
         continue_wait: float = 1.0,
+        follow_redirects: bool = False,
+        max_redirects: int = 20,
+        http_version: str = "1.1",
     ) -> None:
+        if http_version not in ("1.0", "1.1"):
+            raise ValueError(f"http_version must be '1.0' or '1.1', not {http_version!r}")
+        if max_redirects < 0:
+            raise ValueError("max_redirects must be 0 or more")
         self.headers = _headers(headers)
+        self.follow_redirects = follow_redirects
+        self.max_redirects = max_redirects
+        self.http_version = http_version
+        self._version = http_version.encode("ascii")
         self.timeout = Timeout() if timeout is None else Timeout.of(timeout)
         if ssl_context is None and isinstance(verify, str):
             ssl_context = default_ssl_context(verify=verify)  # a bad CA file fails here
@@ -310,25 +511,33 @@ class Client:
 
     # --- convenience --------------------------------------------------------------------------
 
-    async def get(self, url: str, **kwargs: object) -> Response:
+    async def get(self, url: str, **kwargs: Any) -> Response:
         """``request("GET", url, ...)``."""
-        return await self.request("GET", url, **kwargs)  # type: ignore[arg-type]
+        return await self.request("GET", url, **kwargs)
 
-    async def head(self, url: str, **kwargs: object) -> Response:
+    async def head(self, url: str, **kwargs: Any) -> Response:
         """``request("HEAD", url, ...)``."""
-        return await self.request("HEAD", url, **kwargs)  # type: ignore[arg-type]
+        return await self.request("HEAD", url, **kwargs)
 
-    async def post(self, url: str, **kwargs: object) -> Response:
+    async def options(self, url: str, **kwargs: Any) -> Response:
+        """``request("OPTIONS", url, ...)``."""
+        return await self.request("OPTIONS", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> Response:
         """``request("POST", url, ...)``."""
-        return await self.request("POST", url, **kwargs)  # type: ignore[arg-type]
+        return await self.request("POST", url, **kwargs)
 
-    async def put(self, url: str, **kwargs: object) -> Response:
+    async def put(self, url: str, **kwargs: Any) -> Response:
         """``request("PUT", url, ...)``."""
-        return await self.request("PUT", url, **kwargs)  # type: ignore[arg-type]
+        return await self.request("PUT", url, **kwargs)
 
-    async def delete(self, url: str, **kwargs: object) -> Response:
+    async def patch(self, url: str, **kwargs: Any) -> Response:
+        """``request("PATCH", url, ...)``."""
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> Response:
         """``request("DELETE", url, ...)``."""
-        return await self.request("DELETE", url, **kwargs)  # type: ignore[arg-type]
+        return await self.request("DELETE", url, **kwargs)
 
     async def request(
         self,
@@ -337,18 +546,27 @@ class Client:
         *,
         headers: HeaderArg = None,
         content: Body = None,
+        json: Any = None,
         timeout: Timeout | float | None = None,
+        follow_redirects: bool | None = None,
     ) -> Response:
         """Send a request and read the whole response body.
 
+        *json* (instead of *content*) sends that value as compact UTF-8 JSON with
+        ``Content-Type: application/json`` unless *headers* set one (as httpx does).
+        *follow_redirects* overrides the client's setting for this request.
+
         Raises:
             ClientError: a subclass naming the cause (timeouts, connect errors,
-                ``ServerDisconnected``, ``ServerClosedIdle``).
+                ``ServerDisconnected``, ``ServerClosedIdle``, ``InvalidURL``,
+                ``TooManyRedirects``, ``RedirectBodyNotReplayable``).
             RemoteProtocolError: the server sent invalid HTTP.
             HopByHopInHeaders: *headers* holds a hop-by-hop field that its
                 ``Connection`` field does not list (RFC 9110 §7.6.1).
+            TypeError: both *content* and *json*, or a *json* value JSON cannot encode.
         """
-        response = await self.send(method, url, headers=headers, content=content, timeout=timeout)
+        response = await self.send(method, url, headers=headers, content=content, json=json,
+                                   timeout=timeout, follow_redirects=follow_redirects)
         await response.aread()
         return response
 
@@ -360,10 +578,13 @@ class Client:
         *,
         headers: HeaderArg = None,
         content: Body = None,
+        json: Any = None,
         timeout: Timeout | float | None = None,
+        follow_redirects: bool | None = None,
     ) -> AsyncIterator[Response]:
         """Send a request; yield the response with its body unread (``aiter_bytes``)."""
-        response = await self.send(method, url, headers=headers, content=content, timeout=timeout)
+        response = await self.send(method, url, headers=headers, content=content, json=json,
+                                   timeout=timeout, follow_redirects=follow_redirects)
         try:
             yield response
         finally:
@@ -378,22 +599,98 @@ class Client:
         *,
         headers: HeaderArg = None,
         content: Body = None,
+        json: Any = None,
         timeout: Timeout | float | None = None,
+        follow_redirects: bool | None = None,
     ) -> Response:
         """Send a request; return the response once its head arrived (body unread).
 
+        When redirects are followed, each redirect's body is read (so its connection
+        can be reused) and the response kept in the final one's ``history``.
+
         Raises: as :meth:`request`.
         """
+        if json is not None:
+            if content is not None:
+                raise TypeError("pass content or json, not both")
+            content, headers = _json_body(json, headers)
+        response = await self._send_one(method, url, headers, content, timeout, _KEEP_ALL)
+        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        if not follow or response.status_code < 300 or response.status_code >= 400:
+            return response
+        return await self._follow(response, method, url, headers, content, timeout)
+
+    async def _follow(
+        self,
+        response: Response,
+        method: str,
+        url: str,
+        headers: HeaderArg,
+        content: Body,
+        timeout: Timeout | float | None,
+    ) -> Response:
+        """Follow *response*'s redirects (:mod:`onehop.client.redirects`) to the final one.
+
+        Raises:
+            TooManyRedirects: more than ``max_redirects`` hops.
+            RedirectBodyNotReplayable: a 307/308 for a request whose body was a stream.
+        """
+        history: list[Response] = []
+        drop: frozenset[bytes] = _KEEP_ALL
+        replayable = content is None or isinstance(content, bytes | bytearray | memoryview)
+        while True:
+            hop = next_hop(
+                response.status_code, response.headers.get("location"), method=method,
+                url=url, origin=_parse_url(url)[0], new_origin_of=_origin_of,
+            )
+            if hop is None:
+                response.history = history
+                return response
+            await response.aread()  # (read, not dropped: the connection stays reusable)
+            response.history = list(history)
+            if len(history) >= self.max_redirects:
+                raise TooManyRedirects(
+                    f"{method} {url}: more than {self.max_redirects} redirects "
+                    f"(RFC 9110 §15.4), the last to {hop.url}",
+                    response=response,
+                )
+            if hop.keep_body and not replayable:
+                raise RedirectBodyNotReplayable(
+                    f"{method} {url}: {response.status_code} asks for the request again at "
+                    f"{hop.url} with its body, but the body was a stream already sent",
+                    response=response,
+                )
+            history.append(response)
+            if self._trace is not None:
+                self._trace(f"{response.status_code} redirect: {hop.method} {hop.url}")
+            if not hop.keep_body:
+                content = None
+            method, url, drop = hop.method, hop.url, drop | hop.drop
+            response = await self._send_one(method, url, headers, content, timeout, drop)
+
+    async def _send_one(
+        self,
+        method: str,
+        url: str,
+        headers: HeaderArg,
+        content: Body,
+        timeout: Timeout | float | None,
+        drop: frozenset[bytes],
+    ) -> Response:
+        """One exchange, resent at most once as :func:`should_resend` decides."""
+        started = time.perf_counter()
         t = self.timeout if timeout is None else Timeout.of(timeout)
         origin, target, host = _parse_url(url)
-        if headers is None and content is None:
+        if headers is None and content is None and not drop:
             request = self._plain_request(method, target, host)
         else:
-            request = self._build_request(method, target, host, headers, content)
+            request = self._build_request(method, target, host, headers, content, drop)
         replayable = content is None or isinstance(content, bytes | bytearray | memoryview)
         depth = self._pipeline_depth.get(origin, self._pipeline_default)
         if depth > 1:
-            return await self._send_pipelined(origin, depth, request, content, replayable, url, t)
+            return await self._send_pipelined(
+                origin, depth, request, content, replayable, url, t, started
+            )
         # The attempt's books are opened at the first failure: the request that succeeds
         # at once (nearly every one) pays nothing for them.
         attempt: Attempt | None = None
@@ -411,7 +708,6 @@ class Client:
                 self._trace(
                     f"connection #{conn.id} {'reused' if reused else 'new'} for {method} {url}"
                 )
-                self._trace_request(request)
             try:
                 await conn.send_request(request, content, t.write, self.continue_wait)
                 head = await conn.read_response_head(t.read)
@@ -431,6 +727,8 @@ class Client:
                 if failure is None:
                     raise
                 raise failure from (None if isinstance(exc, ClientTimeout) else exc)
+            if self._trace is not None:
+                _trace_head(self._trace, head)
             return Response(
                 head,
                 method=method,
@@ -439,6 +737,7 @@ class Client:
                 conn=conn,
                 pool=self.pool,
                 read_timeout=t.read,
+                started=started,
             )
 
     async def _send_pipelined(
@@ -450,6 +749,7 @@ class Client:
         replayable: bool,
         url: str,
         t: Timeout,
+        started: float,
     ) -> Response:
         pipe = self._pipelines.get(origin)
         if pipe is None:
@@ -463,6 +763,8 @@ class Client:
             raise type(exc)(
                 f"{request.method.decode()} {url}: {_timeout_text(exc, t)}"
             ) from None
+        if self._trace is not None:
+            _trace_head(self._trace, head)
         return Response(
             head,
             method=request.method.decode(),
@@ -472,13 +774,8 @@ class Client:
             pool=self.pool,
             read_timeout=t.read,
             on_release=lambda done: lane.leave(turn, done),
+            started=started,
         )
-
-    def _trace_request(self, request: Request) -> None:
-        assert self._trace is not None
-        self._trace(f"> {request.method.decode()} {request.target.decode()} HTTP/1.1")
-        for name, value in [*request.headers, *request.connection.fields]:
-            self._trace(f"> {name.decode('latin-1')}: {value.decode('latin-1')}")
 
     def _plain_request(self, method: str, target: bytes, host: bytes) -> Request:
         """:meth:`_build_request` without headers or body of the caller's, memoised.
@@ -498,29 +795,56 @@ class Client:
         return request
 
     def _build_request(
-        self, method: str, target: bytes, host: bytes, headers: HeaderArg, content: Body
+        self,
+        method: str,
+        target: bytes,
+        host: bytes,
+        headers: HeaderArg,
+        content: Body,
+        drop: frozenset[bytes] = _KEEP_ALL,
     ) -> Request:
+        """The request to send: ``Host`` (the caller's, else from the URL) first, as RFC
+        9112 §3.2 asks; the client's default fields the caller did not give, then the
+        caller's, in order; then the framing.
+
+        The client writes ``Content-Length`` itself: where the caller put one it keeps
+        that place with the true length (so a caller can order fields as another
+        client would), else it comes last. *drop* names fields not to send at all
+        (a redirect's: credentials to another origin, a dropped body's fields).
+        """
         user = _headers(headers)
         given = {f[0] for f in user.fields}
         fields = [f for f in self.headers.fields if f[0] not in given] + list(user.fields)
+        if drop:
+            fields = [f for f in fields if f[0] not in drop]
         e2e, conn = split_headers(Headers.from_parsed(fields))
         conn = _listed_only(conn)
         lengths = e2e.get_all(b"content-length")
+        # RFC 9112 §3.2: a user agent SHOULD send Host as the first field line.
         if not any(f[0] == b"host" for f in e2e.fields):
             e2e = Headers.from_parsed([(b"host", b"Host", host), *e2e.fields])
-        e2e = e2e.without(_FRAMING)
+        elif e2e.fields[0][0] != b"host":
+            e2e = Headers.from_parsed([f for f in e2e.fields if f[0] == b"host"]
+                                   + [f for f in e2e.fields if f[0] != b"host"])
+        length: bytes | None = None
+        if isinstance(content, bytes | bytearray | memoryview):
+            if content or method not in _NO_BODY_METHODS:
+                length = b"%d" % len(content)
+        elif content is not None and lengths:
+            length = lengths[-1]
+        if length is not None and lengths:
+            e2e = _with_length_in_place(e2e, length)
+        else:
+            e2e = e2e.without(_FRAMING)
         if self._wants_continue(content) and b"expect" not in e2e:
             e2e = e2e.with_field(b"Expect", b"100-continue")
-        if isinstance(content, bytes | bytearray | memoryview):
-            if content or method not in ("GET", "HEAD", "DELETE", "OPTIONS", "TRACE"):
-                e2e = e2e.with_field(b"Content-Length", b"%d" % len(content))
-        elif content is not None:
-            if lengths:
-                e2e = e2e.with_field(b"Content-Length", lengths[-1])
-            else:
-                conn = ConnectionInfo(conn.options, [*conn.fields, (b"Transfer-Encoding",
-                                                                    b"chunked")])
-        return Request(method.encode("ascii"), target, e2e, conn, b"1.1")
+        if length is not None and not lengths:
+            e2e = e2e.with_field(b"Content-Length", length)
+        elif content is not None and length is None and not isinstance(
+                content, bytes | bytearray | memoryview):
+            conn = ConnectionInfo(conn.options, [*conn.fields, (b"Transfer-Encoding",
+                                                                b"chunked")])
+        return Request(method.encode("ascii"), target, e2e, conn, self._version)
 
 
     def _wants_continue(self, content: Body) -> bool:
@@ -562,9 +886,73 @@ def _headers(headers: HeaderArg) -> Headers:
         return Headers()
     if isinstance(headers, Headers):
         return headers
-    if isinstance(headers, dict):
+    if isinstance(headers, HeaderMap):
+        return headers.fields
+    if isinstance(headers, Mapping):
         return Headers(list(headers.items()))
     return Headers(headers)
+
+
+def _with_length_in_place(e2e: Headers, length: bytes) -> Headers:
+    """*e2e* with its first ``Content-Length`` line set to *length* and any others gone."""
+    fields: list[tuple[bytes, bytes, bytes]] = []
+    placed = False
+    for f in e2e.fields:
+        if f[0] == b"content-length":
+            if placed:
+                continue
+            placed = True
+            f = (f[0], f[1], length)
+        fields.append(f)
+    return Headers.from_parsed(fields)
+
+
+def _json_body(value: Any, headers: HeaderArg) -> tuple[bytes, HeaderArg]:
+    """*value* as compact UTF-8 JSON (httpx's encoding), and *headers* with
+    ``Content-Type: application/json`` unless they set a type (RFC 8259 §11).
+
+    Raises:
+        TypeError: *value* holds something JSON cannot encode (or NaN/Infinity,
+            which are not JSON: RFC 8259 §6).
+    """
+    try:
+        body = jsonlib.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                             allow_nan=False).encode("utf-8")
+    except ValueError as exc:
+        raise TypeError(f"cannot send as JSON: {exc}") from None
+    fields = _headers(headers)
+    if b"content-type" not in fields:
+        fields = fields.with_field(b"Content-Type", b"application/json")
+    return body, fields
+
+
+def _charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a media type (RFC 9110 §8.3.1, §5.6.6), unquoted and
+    lower-case (charset names are case-insensitive, RFC 9110 §8.3.2)."""
+    if not content_type:
+        return None
+    for param in content_type.split(";")[1:]:
+        name, sep, value = param.partition("=")
+        if sep and name.strip().lower() == "charset":
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value.lower() or None
+    return None
+
+
+def _trace_head(trace: Callable[[str], None], head: CoreResponse) -> None:
+    """A response head as ``< `` lines: status line, end-to-end fields, then the
+    connection-specific ones (the core keeps them apart), then ``< ``."""
+    trace(f"< HTTP/{head.http_version.decode()} {head.status_code} "
+          f"{head.reason.decode('latin-1')}")
+    for name, value in [*head.headers, *head.connection.fields]:
+        trace(f"< {name.decode('latin-1')}: {value.decode('latin-1')}")
+    trace("< ")
+
+
+def _origin_of(url: str) -> Origin:
+    return _parse_url(url)[0]
 
 
 def _parse_url(url: str) -> tuple[Origin, bytes, bytes]:
@@ -586,18 +974,18 @@ def _split_url(url: str) -> tuple[Origin, bytes, bytes]:
         parts = urlsplit(url)
         port_given = parts.port
     except ValueError as exc:  # "Invalid IPv6 URL", a port out of range or not a number
-        raise ClientError(f"invalid URL {url!r}: {exc}") from None
+        raise InvalidURL(f"invalid URL {url!r}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise ClientError(f"unsupported URL scheme in {url!r}: use http or https")
+        raise UnsupportedScheme(f"unsupported URL scheme in {url!r}: use http or https")
     host = parts.hostname
     if not host:
-        raise ClientError(f"no host in {url!r}")
+        raise InvalidURL(f"no host in {url!r}")
     if not host.isascii():
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise ClientError(f"invalid host name in {url!r}: {exc}") from None
+            raise InvalidURL(f"invalid host name in {url!r}: {exc}") from None
     port = port_given or _DEFAULT_PORTS[scheme]
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     # A request-target is visible ASCII only (RFC 9112 §3.2, RFC 3986 §2.1): send

@@ -157,6 +157,10 @@ class HTTPConnection(asyncio.Protocol):
         self._listener: Callable[[], object] | None = None
         #: Called when the transport resumes writing (see :meth:`set_listener`).
         self._on_writable: Callable[[], object] | None = None
+        #: Called with each request head exactly as the core wrote it (``-v`` shows
+        #: every byte sent, the ``Connection`` line the core adds included). Set by
+        #: the pool when tracing.
+        self.on_head: Callable[[bytes], object] | None = None
         # One lazily re-armed read timer for every wait, so a warm exchange costs
         # no timer churn; it times out the waiter in ``_waiter``.
         self._timer = LazyTimer(self._loop, self._read_timed_out)
@@ -481,6 +485,8 @@ class HTTPConnection(asyncio.Protocol):
         core = self.core
         transport = self._begin_request()
         out = core.send(request)
+        if self.on_head is not None:
+            self.on_head(out)
         self.requests_sent += 1
         if self.requests_left is not None:
             self.requests_left -= 1
@@ -533,7 +539,10 @@ class HTTPConnection(asyncio.Protocol):
         """
         transport = self._begin_request()
         core = self.core
-        data = core.send(request) + core.send(_END)  # (LocalProtocolError: nothing written)
+        data = core.send(request)  # (LocalProtocolError: nothing written)
+        if self.on_head is not None:
+            self.on_head(data)
+        data += core.send(_END)
         self.requests_sent += 1
         if self.requests_left is not None:
             self.requests_left -= 1
@@ -555,6 +564,8 @@ class HTTPConnection(asyncio.Protocol):
         """
         transport = self._begin_request()
         data = self.core.send(request)
+        if self.on_head is not None:
+            self.on_head(data)
         self.requests_sent += 1
         if self.requests_left is not None:
             self.requests_left -= 1

@@ -7,7 +7,22 @@ core's :class:`~onehop.errors.RemoteProtocolError` subclasses unchanged.
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from onehop.client.headers import HeaderMap
 from onehop.errors import OnehopError
+
+
+class Answer(Protocol):
+    """What an error about a response carries of it (a :class:`onehop.client.Response`;
+    a protocol here so that the errors module imports no client code back)."""
+
+    status_code: int
+    url: str
+    headers: HeaderMap
+
+    @property
+    def reason_phrase(self) -> str: ...
 
 
 class ClientError(OnehopError):
@@ -83,3 +98,40 @@ class PipelinedRequestUnanswered(ServerDisconnected):
 
 class ClientClosed(ClientError):
     """The client was closed while the request waited or ran."""
+
+
+class InvalidURL(ClientError):
+    """The URL cannot be requested: unparsable, no host, a bad port or host name."""
+
+
+class UnsupportedScheme(InvalidURL):
+    """The URL's scheme is neither ``http`` nor ``https``."""
+
+
+class TooManyRedirects(ClientError):
+    """More redirects than ``max_redirects`` (RFC 9110 §15.4: a client SHOULD detect
+    and intervene in cyclical redirections). ``response`` is the last redirect."""
+
+    def __init__(self, message: str, *, response: Answer) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class RedirectBodyNotReplayable(ClientError):
+    """A 307 or 308 asks for the request again with its body (RFC 9110 §15.4.8,
+    §15.4.9), but the body was a stream already sent. ``response`` is the redirect."""
+
+    def __init__(self, message: str, *, response: Answer) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class HTTPStatusError(ClientError):
+    """:meth:`Response.raise_for_status` on a status that is not 2xx; ``response`` is it.
+
+    A transport error it is not: the exchange itself went well.
+    """
+
+    def __init__(self, message: str, *, response: Answer) -> None:
+        super().__init__(message)
+        self.response = response

@@ -438,6 +438,13 @@ class Pool:
         if self._trace is not None:
             self._trace(line)
 
+    def _trace_head(self, head: bytes) -> None:
+        """Trace a request head as sent: one ``> `` line per line, ``> `` for the blank
+        line that ends it (as curl's ``-v`` shows them)."""
+        assert self._trace is not None
+        for line in head.split(b"\r\n")[:-1]:
+            self._trace(f"> {line.decode('latin-1')}")
+
     def _loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
@@ -599,6 +606,8 @@ class Pool:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         conn = HTTPConnection(origin, keep_alive=self.keep_alive, idle_timeout=self.idle_timeout)
+        if self._trace is not None:
+            conn.on_head = self._trace_head
         ctx = None
         if scheme == "https":
             ctx = self._ssl_context
@@ -616,8 +625,8 @@ class Pool:
         except ssl.SSLCertVerificationError as exc:
             raise ConnectError(
                 f"cannot connect to {_origin_text(origin)}: TLS certificate verification failed "
-                f"({exc.verify_message or exc}); give the CA with verify='ca.pem' or an "
-                "ssl_context, or pass verify=False (--insecure) to skip verification"
+                f"({exc.verify_message or exc}); give the CA with verify='ca.pem' (--cacert) "
+                "or an ssl_context, or pass verify=False (--insecure) to skip verification"
             ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectError(f"cannot connect to {_origin_text(origin)}: {exc}") from exc

@@ -4,8 +4,10 @@ and ``matrix CONFIG``."""
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +164,38 @@ def run_matrix_cli(args: argparse.Namespace) -> int:
     return max(report.exit_status(rs) for rs in results.values())
 
 
-def run(args: argparse.Namespace) -> int:
-    """Entry point for ``onehop probe``; returns 1 if any check failed, 2 on bad usage."""
+def reachable(host: str, port: int, timeout: float) -> str | None:
+    """None if a TCP connection to *host*:*port* opens within *timeout*; else why not,
+    in words (``connection refused``, ``no answer within 5.0 s``, ``unknown host``).
+
+    Run before the checks, so a target that is down gives one line instead of a
+    FAIL per check (issue 15): each check would only have re-discovered that.
+    """
     try:
+        with socket.create_connection((host, port), timeout):
+            return None
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return f"no answer within {timeout} s"
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror or exc})"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point for ``onehop probe``; returns 1 if any check failed, 2 on bad usage
+    or when the server or proxy cannot be reached at all."""
+    try:
+        if args.probe_kind in ("server", "proxy"):
+            where = (ServerTarget.from_url(args.url) if args.probe_kind == "server"
+                     else _proxy_address(args.address))
+            why = reachable(where.host, where.port, args.timeout)
+            if why is not None:
+                shown = args.url if args.probe_kind == "server" else args.address
+                print(f"onehop probe: cannot connect to {shown}: {why}", file=sys.stderr)
+                return 2
         if args.probe_kind == "server":
             name = args.url
             results = run_server(
@@ -191,6 +222,24 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         report.write_json(results, args.json, name, args.probe_kind)
     return report.exit_status(results)
+
+
+@dataclass(frozen=True)
+class _Address:
+    host: str
+    port: int
+
+
+def _proxy_address(address: str) -> _Address:
+    """HOST:PORT as ``run_proxy`` reads it (an empty host is loopback).
+
+    Raises:
+        ValueError: no port, or not a number.
+    """
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"need HOST:PORT, got {address!r}")
+    return _Address(host or "127.0.0.1", int(port))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,8 +3,14 @@
 Example::
 
     listen = "127.0.0.1:8080"
+    upstream_ca = "internal-ca.pem"   # CAs for https:// upstreams (default: the system's)
+    upstream_verify = true            # false skips verification (say so explicitly)
     [upstreams]
-    app = ["http://127.0.0.1:9000", "http://127.0.0.1:9001"]
+    app = ["http://127.0.0.1:9000", "https://10.0.0.2:8443"]
+    [tls]                     # listen with TLS (the names of `onehop serve`'s --ssl-* flags)
+    certfile = "proxy.pem"
+    keyfile = "proxy.key"
+    # keyfile_password, version (17), cert_reqs (0|1|2), ca_certs, ciphers
     [[routes]]
     host = "example.com"      # optional; matched without the port, case-insensitively
     path = "/api"             # path prefix; the longest match wins
@@ -40,11 +46,13 @@ Example::
     [forward]
     enabled = false
     allow = ["*.example.com:443"]
-    connect_ports = [443]
+    connect_ports = [443]     # or "*" for any port
 """
 
 from __future__ import annotations
 
+import os
+import ssl
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,6 +60,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from onehop._aio.serving import HTTP_CHOICES, Http2Settings, ServingConfig, http2_available
+from onehop._aio.tls import TLSConfigError, TLSSettings
+from onehop.client.pool import default_ssl_context
 from onehop.proxy.forward import ForwardPolicy
 from onehop.proxy.hop import (
     PROTECTED_FIELDS,
@@ -116,6 +126,27 @@ class ProxyConfig:
     #: HTTP/2 from clients is forwarded over HTTP/1.1 through the pool.
     http: str = "auto"
     http2: Http2Settings = field(default_factory=Http2Settings)
+    #: Listen with TLS (``[tls]``, ``--ssl-certfile``...); None: plain TCP.
+    tls: TLSSettings | None = None
+    #: CAs ``https://`` upstreams must chain to (None: the system's).
+    upstream_ca: str | None = None
+    #: Verify ``https://`` upstreams' certificates and names (False only when asked).
+    upstream_verify: bool = True
+
+    def upstream_ssl_context(self) -> ssl.SSLContext | None:
+        """The context for ``https://`` upstreams (None when there are none): verification
+        on, against ``upstream_ca`` or the system's CAs, ALPN ``http/1.1``.
+
+        Raises:
+            ConfigError: ``upstream_ca`` cannot be loaded.
+        """
+        if not any(u.startswith("https:") for urls in self.upstreams.values() for u in urls):
+            return None
+        verify: bool | str = (self.upstream_ca or True) if self.upstream_verify else False
+        try:
+            return default_ssl_context(verify=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"upstream_ca: cannot load {self.upstream_ca!r}: {exc}") from None
 
     def validate(self) -> None:
         """Check cross-field rules.
@@ -141,6 +172,12 @@ class ProxyConfig:
                               f"got {self.http!r}")
         if self.http == "h2" and not http2_available():
             raise ConfigError("http: h2 needs the h2 package: pip install 'onehop[h2]'")
+        if self.upstream_ca is not None:
+            if not self.upstream_verify:
+                raise ConfigError("upstream_ca: unused with upstream_verify = false "
+                                  "(remove one of them)")
+            if not os.path.isfile(self.upstream_ca):
+                raise ConfigError(f"upstream_ca: no such file {self.upstream_ca!r}")
 
     def serving_config(self) -> ServingConfig:
         """The client-side connection rules: the serving endpoint's, as for the origin
@@ -200,22 +237,27 @@ def split_listen(value: str, key: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def check_upstream_url(url: str, key: str) -> tuple[str, int]:
-    """Validate an ``http://host:port`` upstream URL; return (host, port).
+#: Upstream URL schemes and their default ports.
+UPSTREAM_SCHEMES = {"http": 80, "https": 443}
+
+
+def check_upstream_url(url: str, key: str) -> tuple[str, str, int]:
+    """Validate an ``http://`` or ``https://`` ``host[:port]`` upstream URL; return
+    (scheme, host, port).
 
     Raises:
         ConfigError: naming *key*.
     """
     try:
         parts = urlsplit(url)
-        port = parts.port or 80
+        port = parts.port or UPSTREAM_SCHEMES.get(parts.scheme, 80)
     except ValueError as exc:
         raise ConfigError(f"{key}: invalid URL {url!r}: {exc}") from None
-    if parts.scheme != "http" or not parts.hostname:
-        raise ConfigError(f"{key}: expected http://HOST[:PORT], got {url!r}")
+    if parts.scheme not in UPSTREAM_SCHEMES or not parts.hostname:
+        raise ConfigError(f"{key}: expected http(s)://HOST[:PORT], got {url!r}")
     if parts.path not in ("", "/"):
         raise ConfigError(f"{key}: a path in the upstream URL is not supported: {url!r}")
-    return parts.hostname, port
+    return parts.scheme, parts.hostname, port
 
 
 def _typed(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -252,7 +294,8 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
     """
     cfg = ProxyConfig()
     _unknown(data, {"listen", "upstreams", "routes", "timeouts", "limits", "headers", "forward",
-                    "retry_non_idempotent_close", "http", "http2"}, "")
+                    "retry_non_idempotent_close", "tls", "upstream_ca", "upstream_verify",
+                    "http", "http2"}, "")
     if "http" in data:
         cfg.http = _typed(data, "http", str, "")
     h2 = _table(data, "http2")
@@ -264,6 +307,12 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
             raise ConfigError(f"http2.{key}: {exc}") from None
     if "listen" in data:
         cfg.listen = _typed(data, "listen", str, "")
+    if "upstream_ca" in data:
+        cfg.upstream_ca = _typed(data, "upstream_ca", str, "")
+    if "upstream_verify" in data:
+        cfg.upstream_verify = _typed(data, "upstream_verify", bool, "")
+    if "tls" in data:
+        cfg.tls = tls_from_table(_table(data, "tls"))
     if "retry_non_idempotent_close" in data:
         cfg.retry_non_idempotent_close = _typed(data, "retry_non_idempotent_close", bool, "")
     ups = _table(data, "upstreams")
@@ -340,11 +389,67 @@ def from_dict(data: dict[str, Any]) -> ProxyConfig:
             if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
                 raise ConfigError("forward.allow: expected a list of HOST:PORT patterns")
             ports = fw.get("connect_ports", [443])
-            if not isinstance(ports, list) or not all(isinstance(p, int) for p in ports):
-                raise ConfigError("forward.connect_ports: expected a list of ports")
-            cfg.forward = ForwardPolicy(allow=list(allow), connect_ports=frozenset(ports))
+            if ports == "*":
+                cfg.forward = ForwardPolicy(allow=list(allow), connect_ports=None)
+            else:
+                cfg.forward = ForwardPolicy(allow=list(allow), connect_ports=parse_ports(
+                    ports, "forward.connect_ports"))
     cfg.validate()
     return cfg
+
+
+def parse_ports(ports: Any, key: str) -> frozenset[int]:
+    """A list of TCP ports (CONNECT's).
+
+    Raises:
+        ConfigError: naming *key*.
+    """
+    if not isinstance(ports, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) for p in ports):
+        raise ConfigError(f"{key}: expected a list of ports or \"*\", got {ports!r}")
+    for p in ports:
+        if not 0 < p < 65536:
+            raise ConfigError(f"{key}: {p} is not a TCP port")
+    return frozenset(ports)
+
+
+#: ``[tls]`` keys and their types (the names of ``--ssl-*`` without the prefix).
+TLS_KEYS: dict[str, type] = {"certfile": str, "keyfile": str, "keyfile_password": str,
+                             "version": int, "cert_reqs": int, "ca_certs": str, "ciphers": str}
+
+
+def tls_from_table(table: dict[str, Any]) -> TLSSettings:
+    """The ``[tls]`` table as :class:`TLSSettings` (files are checked by ``--check`` and
+    at start, when the context is built).
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    _unknown(table, set(TLS_KEYS), "tls.")
+    for key, kind in TLS_KEYS.items():
+        if key in table:
+            _typed(table, key, kind, "tls.")
+    if "certfile" not in table:
+        raise ConfigError("tls.certfile: missing (the certificate to serve)")
+    return TLSSettings(
+        certfile=table["certfile"], keyfile=table.get("keyfile"),
+        password=table.get("keyfile_password"),
+        version=table.get("version", TLSSettings.version),
+        cert_reqs=table.get("cert_reqs", TLSSettings.cert_reqs),
+        ca_certs=table.get("ca_certs"), ciphers=table.get("ciphers"))
+
+
+def check_tls(cfg: ProxyConfig) -> None:
+    """Build the listening context once, so a bad file fails at start in one line.
+
+    Raises:
+        ConfigError: naming ``tls`` and the cause.
+    """
+    if cfg.tls is not None:
+        try:
+            cfg.tls.context()
+        except TLSConfigError as exc:
+            raise ConfigError(f"tls: {exc}") from None
 
 
 def parse_underscores(value: str, key: str) -> Underscores:

@@ -43,9 +43,15 @@ class ForwardPolicy:
         return any(fnmatch.fnmatchcase(key, p.lower()) for p in self.allow)
 
     def check(self, host: str, port: int, *, connect: bool = False) -> None:
-        """Raise :class:`ForwardDenied` unless allowed."""
+        """Raise :class:`ForwardDenied` unless allowed, naming the rule that refused (the
+        CONNECT ports, or the allow-list) but not its values: the client learns which
+        setting to ask about, not the operator's list."""
+        if connect and self.connect_ports is not None and port not in self.connect_ports:
+            raise ForwardDenied(f"CONNECT to port {port} is not allowed (not among the CONNECT "
+                                "ports: forward.connect_ports, --connect-port)")
         if not self.permits(host, port, connect=connect):
-            raise ForwardDenied(f"destination {host}:{port} is not allowed")
+            raise ForwardDenied(f"destination {host}:{port} matches no allow-list pattern "
+                                "(forward.allow, --allow)")
 
 
 def split_authority(authority: bytes, default_port: int) -> tuple[str, int]:

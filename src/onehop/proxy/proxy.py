@@ -22,18 +22,19 @@ import contextlib
 import logging
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Final
 
 from onehop._aio.endpoint import ServerEndpoint
+from onehop._aio.logs import endpoint_class
 from onehop._aio.serving import ServingState
 from onehop._aio.sockets import bind_socket
-from onehop.proxy.config import ProxyConfig, split_listen
+from onehop._aio.tls import alpn_protocols
+from onehop.proxy.config import ConfigError, ProxyConfig, split_listen
 from onehop.proxy.inbound import Inbound
 from onehop.proxy.routing import RequestHook, ResponseHook, Router
 
 log: Final = logging.getLogger("onehop.proxy")
-
-
 
 class Proxy(Router):
     """A reverse proxy (and, with ``config.forward``, a forward proxy).
@@ -66,18 +67,43 @@ class Proxy(Router):
         #: The client connections and the shared connection rules (the server's own).
         self.state = ServingState(self.config.serving_config())
         self._servers: list[asyncio.AbstractServer] = []
+        self._endpoint_class: type[ServerEndpoint] = ServerEndpoint
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def _endpoint(self) -> ServerEndpoint:
-        return ServerEndpoint(self.state, lambda endpoint: Inbound(self, endpoint))
+        return self._endpoint_class(self.state, lambda endpoint: Inbound(self, endpoint))
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when listening with TLS (``config.tls``), else ``http``."""
+        return "http" if self.config.tls is None else "https"
 
     async def start(
         self, host: str | None = None, port: int | None = None, *,
         sock: socket.socket | None = None, reuse_port: bool = False,
     ) -> None:
-        """Listen on *host*:*port* (default: ``config.listen``) or an open *sock*."""
+        """Listen on *host*:*port* (default: ``config.listen``) or an open *sock*; with TLS
+        when ``config.tls`` is set (the context is built here, in the serving process).
+
+        Raises:
+            OSError: the address cannot be bound.
+            ConfigError: the TLS files cannot be loaded (naming ``tls``).
+        """
         loop = asyncio.get_running_loop()
+        # (TracingEndpoint only at --log-level trace: the plain one pays nothing for it.)
+        self._endpoint_class = endpoint_class()
+        ctx = None
+        if self.config.tls is not None:
+            try:
+                # (ALPN offers what the client side speaks: h2 first with http = auto.)
+                tls = replace(self.config.tls, alpn=alpn_protocols(self.config.http))
+                ctx = tls.context()
+            except ValueError as exc:
+                raise ConfigError(f"tls: {exc}") from None
+        # The handshake must finish within the client header timeout (the endpoint's
+        # timers start only once it has).
+        handshake = self.config.timeouts.client_header if ctx is not None else None
         if sock is None:
             if host is None or port is None:
                 h, p = split_listen(self.config.listen, "listen")
@@ -85,10 +111,12 @@ class Proxy(Router):
                 port = p if port is None else port
             if reuse_port:
                 self._servers.append(await loop.create_server(
-                    self._endpoint, host, port, backlog=2048, reuse_port=True))
+                    self._endpoint, host, port, backlog=2048, reuse_port=True, ssl=ctx,
+                    ssl_handshake_timeout=handshake))
                 return
             sock = bind_socket(host, port)
-        self._servers.append(await loop.create_server(self._endpoint, sock=sock, backlog=2048))
+        self._servers.append(await loop.create_server(self._endpoint, sock=sock, backlog=2048,
+                                                      ssl=ctx, ssl_handshake_timeout=handshake))
 
     @property
     def port(self) -> int:

@@ -51,6 +51,7 @@ class Router:
             max_connections=cfg.limits.max_connections,
             max_per_origin=cfg.limits.max_per_upstream,
             idle_timeout=cfg.timeouts.upstream_idle,
+            ssl_context=cfg.upstream_ssl_context(),  # (https upstreams: verification on)
         )
         #: Requests answered (for tests and the demo).
         self.requests = 0

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from onehop.client.connection import Origin
-from onehop.proxy.config import check_upstream_url
+from onehop.proxy.config import UPSTREAM_SCHEMES, check_upstream_url
 
 log: Final = logging.getLogger("onehop.proxy")
 
@@ -28,14 +28,16 @@ class Upstream:
     __slots__ = ("authority", "down_until", "failures", "label", "origin", "url")
 
     def __init__(self, url: str) -> None:
-        host, port = check_upstream_url(url, "upstream")
+        scheme, host, port = check_upstream_url(url, "upstream")
         self.url = url
-        self.origin: Origin = ("http", host, port)
+        #: (scheme, host, port): the pool keys its connections, and opens TLS, by it.
+        self.origin: Origin = (scheme, host, port)
         self.failures = 0
         self.down_until = 0.0
         h = f"[{host}]" if ":" in host else host
         #: ``Host`` for this upstream when the client's is not forwarded (computed once).
-        self.authority = f"{h}:{port}".encode("latin-1") if port != 80 else h.encode("latin-1")
+        self.authority = (h if port == UPSTREAM_SCHEMES[scheme] else f"{h}:{port}").encode(
+            "latin-1")
         #: ``host:port`` for the access log.
         self.label = f"{host}:{port}"
 

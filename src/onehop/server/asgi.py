@@ -20,7 +20,7 @@ from onehop._aio.handlers import Endpoint
 from onehop.core import Data, EndOfMessage, Headers, InformationalResponse, Request, Response
 from onehop.core.target import parse_absolute_form
 from onehop.errors import ClientDisconnected, InvalidRequestTarget
-from onehop.server import wsengine
+from onehop.server import proxyheaders, wsengine
 from onehop.server.heads import HeadCache
 from onehop.server.websocket import (
     HandshakeError,
@@ -72,6 +72,9 @@ class AsgiService:
         #: Cycles whose response head waits to be coalesced with their body (``send``).
         self.pending_heads: list[RequestCycle] = []
         self.log_access = config.access_log
+        #: The peers believed for ``X-Forwarded-*`` (None: ``--no-proxy-headers``).
+        self.trusted = (proxyheaders.TrustedHosts(config.forwarded_allow_ips)
+                        if config.proxy_headers else None)
         #: The WebSocket engine ``--ws`` picked (None: Upgrade requests are plain HTTP).
         self.ws_engine = wsengine.available(config.ws)
 
@@ -235,8 +238,9 @@ class RequestCycle:
             "state": service.lifespan_state.copy(),
             "extensions": {"onehop.connection": connection},
         }
-        if config.proxy_headers:
-            _apply_proxy_headers(scope, config.forwarded_allow_ips)
+        trusted = service.trusted
+        if trusted is not None:
+            proxyheaders.apply(scope, trusted)
         return scope
 
     # --- the endpoint's callbacks --------------------------------------------------------------
@@ -434,20 +438,3 @@ def _flush_heads(pending: list[RequestCycle]) -> None:
     for cycle in cycles:
         if cycle.head:
             cycle._flush_head()
-
-
-def _apply_proxy_headers(scope: dict[str, Any], trusted: list[str]) -> None:
-    """Take client address and scheme from X-Forwarded-* when the peer is trusted."""
-    client = scope["client"]
-    if "*" not in trusted and (client is None or client[0] not in trusted):
-        return
-    for name, value in scope["headers"]:
-        if name == b"x-forwarded-proto":
-            proto = value.decode("latin-1").split(",")[-1].strip().lower()
-            if proto in ("http", "https"):
-                scope["scheme"] = proto
-        elif name == b"x-forwarded-for":
-            host = value.decode("latin-1").split(",")[-1].strip()
-            if host:
-                scope["client"] = (host, 0)
-

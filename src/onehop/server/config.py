@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from onehop._aio.logs import LogSettings
+from onehop._aio.reload import ReloadSettings
 from onehop._aio.serving import KEEP_ALIVE_HEADER_CHOICES, Http2Settings, ServingConfig
+from onehop._aio.tls import (
+    DEFAULT_CERT_REQS,
+    DEFAULT_SSL_VERSION,
+    TLSSettings,
+    alpn_protocols,
+)
 from onehop.core import Limits
+from onehop.server.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from onehop.server.interfaces import INTERFACE_CHOICES, DefaultHeaders, InterfaceError, adapt
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+__all__ = [
+    "KEEP_ALIVE_HEADER_CHOICES",
+    "ASGIApp",
+    "AppLoadError",
+    "Config",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+]
 
-__all__ = ["KEEP_ALIVE_HEADER_CHOICES", "AppLoadError", "Config"]
+logger = logging.getLogger("onehop.error")
 
 
 class AppLoadError(ImportError):
-    """The ``module:attribute`` app reference cannot be resolved; the message names why."""
+    """The ``module:attribute`` app reference cannot be resolved, or its interface cannot
+    be served; the message names why."""
 
 
 @dataclass
@@ -41,6 +57,16 @@ class Config:
     the same port, HTTP/2 by prior knowledge or ALPN ``h2``; ``h11``: HTTP/1.x only;
     ``h2``: HTTP/2 only); the ``h2_*`` values are the HTTP/2 SETTINGS announced
     (RFC 9113 §6.5.2).
+
+    TLS (``ssl_*``, uvicorn's names) is on when ``ssl_certfile`` is set; the context is
+    built by :meth:`tls_settings` in each process. ``interface`` adapts ASGI 2 and WSGI
+    apps (:mod:`onehop.server.interfaces`); ``headers`` are added to every response.
+    ``proxy_headers`` is on, as in uvicorn: X-Forwarded-For/-Proto are believed from
+    ``forwarded_allow_ips`` peers only. ``limit_max_requests_jitter`` adds up to that
+    many requests to ``limit_max_requests``, drawn per process, so workers do not all
+    restart at once. ``log_config``, ``use_colors`` and ``log_level`` are applied by the
+    command line and :func:`~onehop.server.serve` (:mod:`onehop._aio.logs`); an
+    embedded :class:`~onehop.server.Server` leaves logging to its host.
     """
 
     app: ASGIApp | str
@@ -65,13 +91,13 @@ class Config:
     header_timeout: float = 10.0
     body_timeout: float | None = 30.0
     linger_timeout: float = 2.0
-    timeout_graceful_shutdown: float | None = None
+    timeout_graceful_shutdown: float | None = 30.0
     max_requests_per_connection: int | None = 1000
     limit_concurrency: int | None = None
     limit_max_requests: int | None = None
     backlog: int = 2048
-    proxy_headers: bool = False
-    forwarded_allow_ips: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    proxy_headers: bool = True
+    forwarded_allow_ips: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     install_signal_handlers: bool = True
     limits: Limits = field(default_factory=Limits)
     workers: int = 1
@@ -81,6 +107,24 @@ class Config:
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float | None = 20.0
     ws_per_message_deflate: bool = True
+    ssl_keyfile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_version: int = DEFAULT_SSL_VERSION
+    ssl_cert_reqs: int = DEFAULT_CERT_REQS
+    ssl_ca_certs: str | None = None
+    ssl_ciphers: str | None = None
+    interface: str = "auto"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    limit_max_requests_jitter: int = 0
+    env_file: str | None = None
+    log_config: str | dict[str, Any] | None = None
+    use_colors: bool | None = None
+    reload: bool = False
+    reload_dirs: list[str] = field(default_factory=list)
+    reload_includes: list[str] = field(default_factory=list)
+    reload_excludes: list[str] = field(default_factory=list)
+    reload_delay: float = 0.25
     http: str = "auto"
     h2_max_concurrent_streams: int = 100
     h2_max_header_list_size: int = 64 * 1024
@@ -95,6 +139,15 @@ class Config:
             raise ValueError(f"ws must be auto, none, websockets or wsproto, got {self.ws!r}")
         if self.ws_max_size < 1:
             raise ValueError(f"ws_max_size must be >= 1, got {self.ws_max_size}")
+        if self.interface not in INTERFACE_CHOICES:
+            raise ValueError(f"interface must be one of {', '.join(INTERFACE_CHOICES)}, "
+                             f"got {self.interface!r}")
+        if self.limit_max_requests_jitter < 0:
+            raise ValueError("limit_max_requests_jitter must be >= 0")
+        if self.reload_delay < 0:
+            raise ValueError("reload_delay must be >= 0")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile needs ssl_certfile (the certificate to serve)")
         try:
             self.serving_config()  # checks the connection rules (one place: ServingConfig)
         except ValueError as exc:
@@ -125,6 +178,35 @@ class Config:
             ),
         )
 
+    @property
+    def is_ssl(self) -> bool:
+        """Whether connections are TLS."""
+        return self.ssl_certfile is not None
+
+    def tls_settings(self) -> TLSSettings | None:
+        """The TLS settings (None without ``ssl_certfile``): plain data for the workers,
+        each of which builds its context with :meth:`TLSSettings.context`."""
+        if self.ssl_certfile is None:
+            return None
+        return TLSSettings(
+            certfile=self.ssl_certfile, keyfile=self.ssl_keyfile,
+            password=self.ssl_keyfile_password, version=self.ssl_version,
+            cert_reqs=self.ssl_cert_reqs, ca_certs=self.ssl_ca_certs, ciphers=self.ssl_ciphers,
+            alpn=alpn_protocols(self.http),
+        )
+
+    def log_settings(self) -> LogSettings:
+        """How the command line (and each worker) configures logging."""
+        return LogSettings(config=self.log_config, level=self.log_level,
+                           use_colors=self.use_colors, access_log=self.access_log,
+                           role="server")
+
+    def reload_settings(self) -> ReloadSettings:
+        """What ``reload`` watches."""
+        return ReloadSettings(dirs=tuple(self.reload_dirs),
+                              includes=tuple(self.reload_includes),
+                              excludes=tuple(self.reload_excludes), delay=self.reload_delay)
+
     def load_app(self) -> ASGIApp:
         """Return the ASGI callable, importing ``module:attr`` strings.
 
@@ -133,8 +215,11 @@ class Config:
         own module propagates unchanged, since its traceback is what the app's
         author needs.
 
+        The app is adapted to ASGI 3 by ``interface`` and wrapped to add ``headers``.
+
         Raises:
-            AppLoadError: the app reference is malformed or names nothing.
+            AppLoadError: the app reference is malformed or names nothing, or its
+                interface needs a package that is missing.
         """
         app = self.app
         if isinstance(app, str):
@@ -163,4 +248,11 @@ class Config:
             app = app()  # type: ignore[call-arg,assignment]
         if not callable(app):
             raise AppLoadError(f"app {self.app!r} is not callable ({type(app).__name__})")
+        try:
+            app, interface = adapt(app, self.interface)
+        except InterfaceError as exc:
+            raise AppLoadError(str(exc)) from None
+        logger.debug("Application %r runs as %s", self.app, interface)
+        if self.headers:
+            app = DefaultHeaders(app, self.headers)
         return app

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import random
 import signal
 import socket
 import threading
@@ -19,13 +21,16 @@ from typing import TYPE_CHECKING
 
 from onehop._aio import new_event_loop
 from onehop._aio.endpoint import ServerEndpoint
+from onehop._aio.logs import TRACE, endpoint_class
 from onehop._aio.serving import ServingState
 from onehop._aio.sockets import bind_socket, describe
+from onehop._aio.tls import TLSConfigError
 from onehop.server.asgi import AsgiService
 from onehop.server.config import AppLoadError, ASGIApp, Config
 from onehop.server.lifespan import Lifespan
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Sequence
 
 logger = logging.getLogger("onehop.error")
@@ -45,12 +50,23 @@ class Server:
         self.should_exit = False
         self.force_exit = False
         self.servers: list[asyncio.AbstractServer] = []
-        self.state = ServingState(config.serving_config(), max_requests=config.limit_max_requests,
-                                  on_exhausted=self.request_stop)
+        max_requests = config.limit_max_requests
+        if max_requests is not None and config.limit_max_requests_jitter:
+            # Drawn per process: workers started together stop at different times.
+            max_requests += random.randint(0, config.limit_max_requests_jitter)
+        #: Requests this process serves before it stops (``limit_max_requests`` + jitter).
+        self.max_requests = max_requests
+        self.state = ServingState(config.serving_config(), max_requests=max_requests,
+                                  on_exhausted=self._exhausted)
         self.service: AsgiService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exit_event: asyncio.Event | None = None
         self._started_thread_event = threading.Event()
+
+    def _exhausted(self) -> None:
+        logger.info("Maximum request limit of %d exceeded. Terminating process.",
+                    self.max_requests or 0)
+        self.request_stop()
 
     def request_stop(self) -> None:
         """Begin graceful shutdown (call on the server's loop)."""
@@ -98,16 +114,25 @@ class Server:
         if self.should_exit:
             self._exit_event.set()
         config = self.config
+        logger.info("Started server process [%d]", os.getpid())
         try:
             app = config.load_app()
         except AppLoadError as exc:
             logger.error("%s", exc)
             return
+        tls = config.tls_settings()
+        try:
+            ssl_context = tls.context() if tls is not None else None
+        except TLSConfigError as exc:
+            logger.error("%s", exc)
+            return
+        if tls is not None:
+            logger.debug("%s", tls.describe())
         lifespan = Lifespan(app, config.lifespan)
         if not await lifespan.startup():
             return
         try:
-            await self._start(app, lifespan, sockets)
+            await self._start(app, lifespan, sockets, ssl_context)
         except (OSError, OverflowError) as exc:
             logger.error("cannot listen: %s", exc)
             await lifespan.shutdown()
@@ -123,34 +148,49 @@ class Server:
             self._remove_signal_handlers()
 
     async def _start(self, app: ASGIApp, lifespan: Lifespan,
-                     sockets: Sequence[socket.socket] | None) -> None:
+                     sockets: Sequence[socket.socket] | None,
+                     ssl_context: ssl.SSLContext | None = None) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
         state = self.state
         service = self.service = AsgiService(app, config)
         service.lifespan_state = lifespan.state
+        # (TracingEndpoint only at --log-level trace: the plain one pays nothing for it.)
+        endpoint: type[ServerEndpoint] = endpoint_class()
 
         def factory() -> ServerEndpoint:
-            return ServerEndpoint(state, lambda endpoint: service)
+            return endpoint(state, lambda endpoint: service)
 
         socks = list(sockets or config.sockets or [])
         if not socks:
             socks = [bind_socket(config.host, config.port, uds=config.uds, fd=config.fd,
                                  backlog=config.backlog)]
+        # A TLS handshake must finish within the header timeout: the endpoint's timers
+        # start only once it has (a client that never sends a ClientHello is slow-loris).
+        handshake = config.header_timeout if ssl_context is not None else None
         for sock in socks:
             if sock.family == socket.AF_UNIX:
-                srv = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
+                srv = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog,
+                                                    ssl=ssl_context,
+                                                    ssl_handshake_timeout=handshake)
             else:
-                srv = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                srv = await loop.create_server(factory, sock=sock, backlog=config.backlog,
+                                               ssl=ssl_context, ssl_handshake_timeout=handshake)
             self.servers.append(srv)
+        logger.debug("Connection rules: %s", state.config)
         for sock in self.sockets:
-            logger.info("onehop serving on %s", describe(sock))
+            logger.info("onehop serving on %s (Press CTRL+C to quit)", self._describe(sock))
+
+    def _describe(self, sock: socket.socket) -> str:
+        return describe(sock, "https" if self.config.is_ssl else "http")
 
     async def _shutdown(self) -> None:
         state = self.state
+        names = [self._describe(sock) for sock in self.sockets]
         for srv in self.servers:
             srv.close()
         logger.info("Shutting down: %d connection(s) open", len(state.connections))
+        logger.log(TRACE, "Requests served: %d", state.total_requests)
         state.begin_shutdown()
         service = self.service
         await state.drain(
@@ -165,7 +205,9 @@ class Server:
                 await asyncio.wait(list(service.tasks), timeout=1.0)
         for srv in self.servers:
             await srv.wait_closed()
-        logger.info("Stopped serving")
+        for name in names:
+            logger.info("Stopped listening on %s", name)
+        logger.info("Finished server process [%d]", os.getpid())
 
     def _install_signal_handlers(self) -> None:
         if not self.config.install_signal_handlers:

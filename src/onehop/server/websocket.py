@@ -35,7 +35,7 @@ from onehop._aio.timer import LazyTimer
 from onehop.core import ConnectionInfo, Data, EndOfMessage, Headers, InformationalResponse, Request
 from onehop.core import Response as CoreResponse
 from onehop.errors import ClientDisconnected
-from onehop.server import wsengine
+from onehop.server import proxyheaders, wsengine
 from onehop.server.wsengine import Closed, Engine, Message
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class Service(Protocol):
     tasks: set[asyncio.Task[None]]
     lifespan_state: dict[str, Any]
     log_access: bool
+    trusted: proxyheaders.TrustedHosts | None
 
 logger: Final = logging.getLogger("onehop.error")
 access_logger: Final = logging.getLogger("onehop.access")
@@ -166,7 +167,7 @@ class WebSocketCycle:
         headers = request.headers.lower_items() + request.connection.fields.lower_items()
         protocols = [p.strip().decode("latin-1") for p in
                      request.headers.get_list(b"sec-websocket-protocol") if p.strip()]
-        return {
+        scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": "1.1",
@@ -182,6 +183,9 @@ class WebSocketCycle:
             "state": service.lifespan_state.copy(),
             "extensions": {"websocket.http.response": {}},
         }
+        if service.trusted is not None:
+            proxyheaders.apply(scope, service.trusted)
+        return scope
 
     # --- the endpoint's callbacks: the handshake request -----------------------------------------
 
