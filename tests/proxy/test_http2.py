@@ -8,6 +8,7 @@ raw upstreams see every byte the proxy sends.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -16,10 +17,16 @@ import time
 
 import pytest
 
+from onehop._aio.tls import TLSSettings
 from onehop.probe.h2wire import H2Wire
 from onehop.proxy import ProxyConfig
 from onehop.proxy.forward import ForwardPolicy
+from tests import browser
+from tests.browser import needs_chromium
 from tests.proxy.helpers import ProxyThread, RawUpstream, free_port, read_head
+from tests.server.apps import RESOURCES, leaky_site
+from tests.server.certs import Certs, make_certs
+from tests.server.helpers import running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -272,3 +279,41 @@ def test_proxy_config_http2_keys_and_flags() -> None:
         from_dict({"upstreams": {"default": ["http://127.0.0.1:1"]}, "http2": {"window": 1}})
     with pytest.raises(ConfigError, match="http: expected one of"):
         from_dict({"upstreams": {"default": ["http://127.0.0.1:1"]}, "http": "spdy"})
+
+
+# --- TLS: the proxy offers h2 by ALPN (RFC 9113 §3.2) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def _tls_proxy(certs: Certs, upstream: int) -> ProxyThread:
+    cfg = ProxyConfig(upstreams={"default": [f"http://127.0.0.1:{upstream}"]},
+                      tls=TLSSettings(certfile=certs.cert, keyfile=certs.key))
+    return ProxyThread(cfg)
+
+
+def test_tls_proxy_answers_h2_by_alpn_with_nothing_connection_specific(certs: Certs) -> None:
+    with LeakyUpstream() as up, _tls_proxy(certs, up.port) as p:
+        with H2Wire("127.0.0.1", p.port, tls=True, server_name="localhost") as wire:
+            response = wire.get("/tls", "localhost", scheme="https")
+        out = subprocess.run([CURL, "-sS", "-v", "-o", "/dev/null", "--cacert", certs.ca,
+                              f"https://localhost:{p.port}/c"], capture_output=True, text=True,
+                             timeout=20)
+    assert response.status == 200 and response.body == b"hello world"
+    assert not set(response.names()) & (CONNECTION_SPECIFIC | {"x-hop"})
+    assert "ALPN: server accepted h2" in out.stderr
+    assert b"X-Forwarded-Proto: https" in up.requests[0][0]
+
+
+@needs_chromium
+def test_chromium_loads_a_page_of_many_resources_through_the_proxy_over_h2(
+        certs: Certs) -> None:
+    with running(leaky_site, access_log=False) as origin, _tls_proxy(certs, origin.port) as p:
+        verdict = browser.run(f"https://localhost:{p.port}/", "window.verdict", timeout=30,
+                              extra_flags=["--ignore-certificate-errors"])
+    assert verdict is not None, "the page did not finish loading"
+    seen = json.loads(verdict)
+    assert seen == {"ok": RESOURCES, "nav": "h2", "protocols": ["h2"]}, seen

@@ -24,6 +24,10 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from onehop.probe.h2wire import H2Wire
+from tests import browser
+from tests.browser import needs_chromium
+from tests.server.apps import RESOURCES, leaky_site
+from tests.server.certs import Certs, make_certs
 from tests.server.helpers import hello, running
 
 pytestmark = pytest.mark.timeout(60)
@@ -485,3 +489,83 @@ def test_invalid_http2_settings_are_refused_by_the_cli() -> None:
         Config(app=hello, h2_max_concurrent_streams=0)
     with pytest.raises(ValueError, match="http must be one of"):
         Config(app=hello, http="spdy")
+
+
+# --- TLS: ALPN h2 (RFC 9113 §3.2) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def _tls(certs: Certs, **kwargs: Any) -> dict[str, Any]:
+    return {"ssl_certfile": certs.cert, "ssl_keyfile": certs.key, **kwargs}
+
+
+def test_curl_negotiates_h2_by_alpn_and_http11_still_works_rfc9113_3_2(certs: Certs) -> None:
+    with running(leaky_site, **_tls(certs)) as server:
+        url = f"https://localhost:{server.port}/r/1"
+        h2 = subprocess.run([CURL, "-sS", "-v", "-D-", "--cacert", certs.ca, url],
+                            capture_output=True, text=True, timeout=20)
+        h1 = subprocess.run([CURL, "-sS", "--http1.1", "-w", "|%{http_version}", "--cacert",
+                             certs.ca, url], capture_output=True, text=True, timeout=20)
+    assert "ALPN: server accepted h2" in h2.stderr
+    head = h2.stdout.split("\r\n\r\n")[0].lower()
+    assert head.startswith("http/2 200")
+    assert not {line.split(":")[0] for line in head.split("\r\n")[1:]} & (
+        CONNECTION_SPECIFIC | {"x-hop"})
+    assert h1.stdout == "ok /r/1|1.1"
+
+
+def test_raw_client_over_tls_sees_no_connection_specific_field_rfc9113_8_2_2(
+        certs: Certs) -> None:
+    with running(leaky_site, **_tls(certs)) as server, \
+            _wire(server, tls=True, server_name="localhost") as wire:
+        response = wire.get("/r/2", "localhost", scheme="https")
+    assert response.status == 200 and response.body == b"ok /r/2"
+    assert not set(response.names()) & (CONNECTION_SPECIFIC | {"x-hop"})
+
+
+def test_httpx_and_nghttp_speak_h2_over_tls(certs: Certs) -> None:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=certs.ca)
+    with running(Echo(), **_tls(certs)) as server:
+        with httpx.Client(http2=True, verify=ctx) as client:
+            got = client.get(f"https://localhost:{server.port}/hx")
+        out = subprocess.run([NGHTTP or "nghttp", "-ns", f"https://localhost:{server.port}/n"],
+                             capture_output=True, text=True, timeout=20) if NGHTTP else None
+    assert got.http_version == "HTTP/2"
+    assert got.json()["scheme"] == "https" and got.json()["http_version"] == "2"
+    assert out is None or out.returncode == 0, out.stderr if out else ""
+
+
+def test_alpn_offers_only_http11_with_http_h11_and_only_h2_with_http_h2(certs: Certs) -> None:
+    def alpn(port: int) -> str:
+        out = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-alpn", "h2,http/1.1",
+             "-servername", "localhost"], input="", capture_output=True, text=True,
+            timeout=20)
+        for line in out.stdout.splitlines():
+            if line.startswith(("ALPN protocol:", "No ALPN")):
+                return line
+        return out.stdout[-300:]
+
+    with running(hello, **_tls(certs, http="h11")) as server:
+        assert alpn(server.port) == "ALPN protocol: http/1.1"
+    with running(hello, **_tls(certs, http="h2")) as server:
+        assert alpn(server.port) == "ALPN protocol: h2"
+    with running(hello, **_tls(certs)) as server:
+        assert alpn(server.port) == "ALPN protocol: h2"
+
+
+@needs_chromium
+def test_chromium_loads_a_page_of_many_resources_over_h2_from_a_leaky_app(
+        certs: Certs) -> None:
+    with running(leaky_site, **_tls(certs), access_log=False) as server:
+        verdict = browser.run(f"https://localhost:{server.port}/", "window.verdict",
+                              timeout=30, extra_flags=["--ignore-certificate-errors"])
+    assert verdict is not None, "the page did not finish loading"
+    seen = json.loads(verdict)
+    assert seen == {"ok": RESOURCES, "nav": "h2", "protocols": ["h2"]}, seen
