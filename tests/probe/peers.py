@@ -138,3 +138,33 @@ server {{
     }}
 }}
 """
+
+
+def leaky_h2_cmd(port: int) -> list[str]:
+    """The careless HTTP/2 server (the HTTP/2 checks' negative control), cleartext."""
+    return [sys.executable, str(HERE / "leaky_h2_server.py"), str(port)]
+
+
+def hypercorn_cmd(port: int) -> list[str]:
+    """hypercorn serving the same app as uvicorn (HTTP/1.1 and h2c on one port)."""
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); "
+            "from hypercorn.__main__ import main; "
+            f"sys.exit(main(['--bind', '127.0.0.1:{port}', '--log-level', 'warning', "
+            "'asgi_app:app']))")
+    return [sys.executable, "-c", code]
+
+
+def nginx_h2_body(port: int, root: Path) -> str:
+    """nginx serving *root* over h2c by prior knowledge (``listen ... http2``; nginx 1.25.1
+    spells it ``http2 on``)."""
+    return f"server {{ listen 127.0.0.1:{port} http2; root {root}; }}\n"
+
+
+def onehop_leaky_cmd(port: int) -> list[str]:
+    """``onehop serve`` running an app that sets every connection-specific field on every
+    answer (``tests.server.apps:leaky_site``): what reaches an HTTP/2 client is onehop's
+    doing. Over HTTP/1.1 the fields go out as the app set them."""
+    root = HERE.parent.parent
+    return [sys.executable, "-m", "onehop", "serve", "--app-dir", str(root),
+            "tests.server.apps:leaky_site", "--port", str(port), "--log-level", "warning",
+            "--no-access-log"]

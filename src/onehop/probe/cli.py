@@ -33,6 +33,11 @@ def register(subparsers: Any) -> None:
     server.add_argument(
         "--no-content-path", metavar="PATH", help="a path the server answers with 204"
     )
+    server.add_argument("--http2", action="store_true",
+                        help="run the HTTP/2 checks (http:// by prior knowledge, https:// by "
+                             "ALPN h2): connection-specific fields, malformed requests")
+    server.add_argument("--path", action="append", metavar="PATH",
+                        help="with --http2: another path to fetch and judge (repeatable)")
     proxy = kinds.add_parser("proxy", help="run the intermediary checks against HOST:PORT")
     proxy.add_argument("address", metavar="HOST:PORT")
     proxy.add_argument(
@@ -81,6 +86,17 @@ def run_server(
     """Run the origin-server checks against *url* and return the results."""
     target = ServerTarget.from_url(url, timeout, idle_limit, no_content_path)
     return report.run_all(_select(SERVER_CHECKS, only), target, sys.stderr if progress else None)
+
+
+def run_http2(
+    url: str, paths: list[str] | None = None, timeout: float = 5.0,
+    only: list[str] | None = None, progress: bool = True,
+) -> list[Result]:
+    """Run the HTTP/2 checks (:mod:`onehop.probe.h2checks`) against *url* and *paths*."""
+    from onehop.probe.h2checks import H2_CHECKS, H2Target
+
+    target = H2Target.from_url(url, paths, timeout)
+    return report.run_all(_select(H2_CHECKS, only), target, sys.stderr if progress else None)
 
 
 def run_proxy(
@@ -136,6 +152,9 @@ def run_target(
             progress=progress,
             no_content_path=spec.get("no-content-path"),
         )
+    if t.kind == "http2":
+        return run_http2(spec["url"], list(spec.get("paths", [])),
+                         float(spec.get("timeout", timeout)), progress=progress)
     if t.kind == "proxy":
         address, port = spec["address"], int(spec["origin-port"])
         return run_proxy(address, port, float(spec.get("timeout", timeout)), progress=progress)
@@ -189,14 +208,17 @@ def run(args: argparse.Namespace) -> int:
     or when the server or proxy cannot be reached at all."""
     try:
         if args.probe_kind in ("server", "proxy"):
-            where = (ServerTarget.from_url(args.url) if args.probe_kind == "server"
+            where = (_server_address(args) if args.probe_kind == "server"
                      else _proxy_address(args.address))
             why = reachable(where.host, where.port, args.timeout)
             if why is not None:
                 shown = args.url if args.probe_kind == "server" else args.address
                 print(f"onehop probe: cannot connect to {shown}: {why}", file=sys.stderr)
                 return 2
-        if args.probe_kind == "server":
+        if args.probe_kind == "server" and args.http2:
+            name = args.url
+            results = run_http2(args.url, args.path, args.timeout, args.only)
+        elif args.probe_kind == "server":
             name = args.url
             results = run_server(
                 args.url,
@@ -228,6 +250,16 @@ def run(args: argparse.Namespace) -> int:
 class _Address:
     host: str
     port: int
+
+
+def _server_address(args: argparse.Namespace) -> _Address | ServerTarget:
+    """Where ``probe server`` connects (``--http2`` takes https:// URLs too)."""
+    if args.http2:
+        from onehop.probe.h2checks import H2Target
+
+        t = H2Target.from_url(args.url)
+        return _Address(t.host, t.port)
+    return ServerTarget.from_url(args.url)
 
 
 def _proxy_address(address: str) -> _Address:

@@ -148,7 +148,8 @@ class H2Wire:
         """Open a stream for a request; its body, if any, follows at once."""
         head = [(b":method", method.encode()), (b":scheme", scheme.encode()),
                 (b":authority", authority.encode()), (b":path", path.encode())]
-        head += [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in fields or []]
+        # (Names as given: the probe sends an upper-case one on purpose.)
+        head += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in fields or []]
         sid = self.send_headers(head, end=not body)
         if body:
             self.send_data(sid, body)

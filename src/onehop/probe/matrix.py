@@ -4,11 +4,13 @@ CONFIG is TOML with one ``[[target]]`` table per target::
 
     [[target]]
     label = "nginx"                 # column heading
-    kind = "server"                 # server | proxy | client
+    kind = "server"                 # server | proxy | client | http2
     url = "http://127.0.0.1:8080/"  # server: URL; proxy: address = "HOST:PORT"
     no-content-path = "/204"        # server, optional: a path answering 204
     # proxy: address = "127.0.0.1:8081" and origin-port = 9000
     # client: command = ["curl", "-s", "{url}/a", "{url}/b"]
+    # http2: url = "https://127.0.0.1:8443/" (ALPN h2; http:// by prior knowledge) and,
+    # optional, paths = ["/a", "/b"]: the HTTP/2 checks (onehop probe server --http2)
 
 Optional top-level keys: ``timeout`` and ``idle-limit`` (seconds).
 """
@@ -22,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from onehop.probe.checks import CLIENT_CHECKS, PROXY_CHECKS, SERVER_CHECKS, Result, Verdict
+from onehop.probe.h2checks import H2_CHECKS
 
-_KINDS = {"server": SERVER_CHECKS, "proxy": PROXY_CHECKS, "client": CLIENT_CHECKS}
+_KINDS = {"server": SERVER_CHECKS, "proxy": PROXY_CHECKS, "client": CLIENT_CHECKS,
+          "http2": H2_CHECKS}
 
 
 @dataclass
@@ -42,8 +46,9 @@ def load(path: Path) -> tuple[list[Target], dict[str, Any]]:
     for n, spec in enumerate(doc.get("target", []), 1):
         kind = spec.get("kind")
         if kind not in _KINDS:
-            raise ValueError(f"target {n}: kind must be server, proxy or client, got {kind!r}")
-        need = {"server": "url", "proxy": "address", "client": "command"}[kind]
+            raise ValueError(f"target {n}: kind must be server, proxy, client or http2, "
+                             f"got {kind!r}")
+        need = {"server": "url", "proxy": "address", "client": "command", "http2": "url"}[kind]
         if need not in spec:
             raise ValueError(f"target {n} ({kind}): missing {need!r}")
         if kind == "proxy" and "origin-port" not in spec:
