@@ -569,3 +569,21 @@ def test_chromium_loads_a_page_of_many_resources_over_h2_from_a_leaky_app(
     assert verdict is not None, "the page did not finish loading"
     seen = json.loads(verdict)
     assert seen == {"ok": RESOURCES, "nav": "h2", "protocols": ["h2"]}, seen
+
+
+def test_without_the_h2_package_http2_is_off_and_says_how_to_get_it() -> None:
+    import sys
+
+    blocked = "import sys; sys.modules['h2'] = None; "
+    h2_only = subprocess.run(
+        [sys.executable, "-c", blocked + "from onehop.cli import main; "
+         "sys.exit(main(['serve', '--http', 'h2', 'tests.server.apps:app']))"],
+        capture_output=True, text=True, timeout=20)
+    assert h2_only.returncode == 2
+    assert "pip install 'onehop[h2]'" in h2_only.stderr
+    auto = subprocess.run(
+        [sys.executable, "-c", blocked + "import logging; logging.basicConfig(); "
+         "from onehop._aio.serving import ServingConfig; print(ServingConfig().speaks_http2)"],
+        capture_output=True, text=True, timeout=20)
+    assert auto.stdout.strip() == "False"
+    assert "HTTP/2 is off: the h2 package is not installed" in auto.stderr

@@ -68,6 +68,7 @@ def http2_available() -> bool:
 
 
 _h2_installed: bool | None = None
+_warned: list[bool] = []  # (the missing-h2 warning, once per process)
 
 
 #: ``keep_alive_header`` values: when to announce ``Keep-Alive: timeout=N, max=M``.
@@ -162,6 +163,10 @@ class ServingConfig:
         if self.http == "h2" and not http2_available():
             raise ValueError("http h2: HTTP/2 needs the h2 package: pip install 'onehop[h2]'")
         self.speaks_http2 = self.http == "h2" or (self.http == "auto" and http2_available())
+        if self.http == "auto" and not self.speaks_http2 and not _warned:
+            _warned.append(True)
+            logger.warning("HTTP/2 is off: the h2 package is not installed "
+                           "(pip install 'onehop[h2]')")
 
     @property
     def speaks_http1(self) -> bool:

@@ -16,19 +16,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from h2.config import H2Configuration
-from h2.connection import H2Connection
-from h2.events import (
-    DataReceived,
-    InformationalResponseReceived,
-    ResponseReceived,
-    StreamEnded,
-    StreamReset,
-    TrailersReceived,
-)
-from h2.exceptions import ProtocolError
-
 from onehop.probe.wire import WireError
+
+try:
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+    from h2.events import (
+        DataReceived,
+        InformationalResponseReceived,
+        ResponseReceived,
+        StreamEnded,
+        StreamReset,
+        TrailersReceived,
+    )
+    from h2.exceptions import ProtocolError
+except ImportError as exc:  # pragma: no cover - h2 is a dependency; a stripped install
+    raise ImportError("the HTTP/2 probe needs the h2 package: pip install 'onehop[h2]'"
+                      ) from exc
 
 
 class NotHttp2(WireError):

@@ -23,11 +23,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onehop.probe.checks import CLIENT_CHECKS, PROXY_CHECKS, SERVER_CHECKS, Result, Verdict
-from onehop.probe.h2checks import H2_CHECKS
+from onehop.probe.checks import (
+    CLIENT_CHECKS,
+    PROXY_CHECKS,
+    SERVER_CHECKS,
+    Check,
+    Result,
+    Verdict,
+)
 
 _KINDS = {"server": SERVER_CHECKS, "proxy": PROXY_CHECKS, "client": CLIENT_CHECKS,
-          "http2": H2_CHECKS}
+          "http2": []}
+
+
+def _checks(kind: str) -> list[Check]:
+    """The checks of *kind*; the HTTP/2 ones are imported only when a target needs them
+    (they need the h2 package)."""
+    if kind == "http2":
+        from onehop.probe.h2checks import H2_CHECKS
+
+        return H2_CHECKS
+    return _KINDS[kind]
 
 
 @dataclass
@@ -84,10 +100,10 @@ def markdown(targets: Sequence[Target], results: dict[str, list[Result]]) -> str
     labels = [t.label for t in targets]
     out = ["| check | RFC | " + " | ".join(_esc(x) for x in labels) + " |"]
     out.append("|---|---|" + "---|" * len(labels))
-    for kind, checks in _KINDS.items():
+    for kind in _KINDS:
         if not any(t.kind == kind for t in targets):
             continue
-        for check in checks:
+        for check in _checks(kind):
             cells = []
             for t in targets:
                 found = [r for r in results[t.label] if r.id == check.id] if t.kind == kind else []
