@@ -157,3 +157,25 @@ def run_wrk(wrk_args: list[str], url: str, pid: int | None, duration: float) -> 
         nerr += sum(int(g) for g in sock_err.groups())
     return Cell(float(rps.group(1)) if rps else 0.0, latency, cpu / n * 1e6 if n else 0.0,
                 status_kib(pid, "VmHWM") / 1024 if pid else 0.0, nerr)
+
+
+def run_h2load(url: str, pid: int | None, duration: float, conns: int = 50,
+               streams: int = 10) -> Cell:
+    """Run ``h2load -c CONNS -m STREAMS -D DURATION`` (pinned to CPU 1) at *url*: HTTP/2 by
+    prior knowledge for ``http://``, ALPN for ``https://``. p99 is not reported by h2load
+    in duration mode (0.0); errors are its failed and errored requests."""
+    cmd = ["taskset", "-c", "1", "h2load", "-D", f"{duration:g}", "-c", str(conns), "-m",
+           str(streams), url]
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    cpu = cpu_seconds(pid) - cpu0 if pid else 0.0
+    rps = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, "
+                     r"(\d+) failed, (\d+) errored", out)
+    n = int(done.group(2)) if done else 0
+    nerr = int(done.group(3)) + int(done.group(4)) if done else 0
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    if codes and done:
+        nerr += max(0, n - int(codes.group(1)))
+    return Cell(float(rps.group(1)) if rps else 0.0, 0.0, cpu / n * 1e6 if n else 0.0,
+                status_kib(pid, "VmHWM") / 1024 if pid else 0.0, nerr)

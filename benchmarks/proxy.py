@@ -32,6 +32,11 @@ sockets in this process, reading or writing as fast as they can) and prints
 the proxy's peak RSS, whose target is under 64 MiB: bodies must stream, not
 buffer.
 
+HTTP/2 rows (``--skip-h2``, ``--h2-only``): h2load (``-c50 -m10``, on CPU 1 with the
+origin) sends the same request over cleartext HTTP/2 by prior knowledge to onehop
+(its usual port) and to nginx (``listen ... http2``, the same ``proxy_pass``: the
+ceiling); both forward over HTTP/1.1 to the same origin.
+
 The ratio columns compare with onehop both ways: requests/s (onehop's over
 theirs) and CPU per request (theirs over onehop's). On a shared machine the
 second is the steadier one: requests/s also moves with whatever else runs on
@@ -66,7 +71,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from _procs import Cell, Running, free_port, have, run_wrk, status_kib
+from _procs import Cell, Running, free_port, have, run_h2load, run_wrk, status_kib
 
 ORIGIN_CONF = """\
 worker_processes 1;
@@ -111,6 +116,10 @@ http {{
   }}
 }}
 """
+
+#: nginx taking HTTP/2 from clients (h2c by prior knowledge), HTTP/1.1 to the origin.
+NGINX_H2_PROXY_CONF = NGINX_PROXY_CONF.replace(
+    "listen 127.0.0.1:{port} backlog=2048;", "listen 127.0.0.1:{port} http2 backlog=2048;")
 
 AIOHTTP_PROXY = '''
 """A minimal aiohttp reverse proxy: what a Python user would write."""
@@ -405,6 +414,8 @@ def main() -> int:
     parser.add_argument("--skip-memory", action="store_true", help="no 1 GiB streaming run")
     parser.add_argument("--memory-only", action="store_true", help="only the streaming run")
     parser.add_argument("--memory-size", type=int, default=GIB, help="bytes each way")
+    parser.add_argument("--skip-h2", action="store_true", help="no HTTP/2 rows")
+    parser.add_argument("--h2-only", action="store_true", help="only the HTTP/2 rows")
     args = parser.parse_args()
     nginx = _nginx()
     for tool in ("wrk", "taskset"):
@@ -423,6 +434,15 @@ def main() -> int:
     path = os.pathsep.join(p for p in (str(repo_src), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path}
 
+    if not args.skip_h2 and not args.memory_only:
+        if shutil.which("h2load"):
+            h2_bench(args, tmp, env, nginx)
+        else:
+            print("# h2load not found (apt-get install nghttp2-client): no HTTP/2 rows",
+                  file=sys.stderr)
+    if args.h2_only:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     if not args.memory_only:
         bench(args, tmp, env, nginx)
     if not args.skip_memory:
@@ -436,6 +456,56 @@ def main() -> int:
                   f"| {what} | - | {hwm:.1f} |")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def h2_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) -> None:
+    """HTTP/2 from h2load through onehop and nginx to the HTTP/1.1 origin."""
+    oport = free_port()
+    (tmp / "origin-h2.conf").write_text(ORIGIN_CONF.format(tmp=tmp, port=oport))
+    origin_cmd = [nginx, "-p", str(tmp), "-c", str(tmp / "origin-h2.conf")]
+    template = tmp / "nginx-h2-proxy.conf.in"
+    template.write_text(NGINX_H2_PROXY_CONF.replace("{workers}", "1"))
+    contenders_h2 = {
+        "onehop": contenders(tmp, oport, nginx)["onehop"],
+        "nginx": Contender("nginx", [nginx, "-p", str(tmp), "-c", str(template)]),
+    }
+    names = [n for n in contenders_h2 if not args.proxies or n in args.proxies.split(",")]
+    results: dict[str, list[Cell]] = {}
+    with Running(origin_cmd, oport, env, tmp, cpus="1", ready=b"HTTP/1.1 200"):
+        for repeat in range(args.repeats):
+            for name in names if repeat % 2 == 0 else names[::-1]:
+                port = free_port()
+                cmd = _instantiate(contenders_h2[name], port, tmp, oport)
+                try:
+                    # (ready once it accepts: nginx's h2c port does not answer HTTP/1.1)
+                    with Running(cmd, port, env, tmp, ready=b"") as proc:
+                        time.sleep(0.3)
+                        cell = run_h2load(f"http://127.0.0.1:{port}/", proc.proc.pid,
+                                          args.duration)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    print(f"# h2 {name}: {exc}", file=sys.stderr)
+                    continue
+                results.setdefault(name, []).append(cell)
+                print(f"# {repeat + 1} h2 {name:10} {cell.rps:9,.0f} req/s"
+                      + (f"  errors {cell.errors}" if cell.errors else ""), file=sys.stderr)
+    if not results.get("onehop"):
+        return
+    ref = statistics.median(c.rps for c in results["onehop"])
+    ref_cpu = statistics.median(c.cpu_us for c in results["onehop"])
+    print(f"\nHTTP/2 from the client (h2c, prior knowledge), HTTP/1.1 to the origin: h2load "
+          f"-c50 -m10 -D{args.duration:g}, median of {args.repeats}; proxy on CPU 0, h2load "
+          "and the nginx origin on CPU 1\n")
+    print("| proxy | req/s | onehop req/s ÷ its | CPU µs/req | its CPU ÷ onehop's | "
+          "peak RSS MiB | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in names:
+        cells = results.get(name)
+        if not cells:
+            continue
+        rps = statistics.median(c.rps for c in cells)
+        cpu = statistics.median(c.cpu_us for c in cells)
+        print(f"| {name} | {rps:,.0f} | {ref / rps:.2f}x | {cpu:.1f} | {cpu / ref_cpu:.2f}x | "
+              f"{max(c.rss_mib for c in cells):.1f} | {sum(c.errors for c in cells)} |")
 
 
 def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) -> None:

@@ -13,6 +13,14 @@ Prints requests/s, ratio to onehop, p99 latency, server CPU per request and
 peak RSS (VmHWM summed over the server's process tree), then the memory each
 idle keep-alive connection costs at 1,000 and 10,000 open connections.
 
+HTTP/2 rows (``--skip-h2``, ``--h2-only``): h2load (``-c50 -m10``, pinned to CPU 1)
+sends the hello-world request over cleartext HTTP/2 by prior knowledge to onehop
+(on its usual port), hypercorn and granian (``--http 2``), and nginx (``listen ...
+http2``, ``return 200``, one worker: the ceiling), each on CPU 0, median of
+``--repeats`` runs with the order reversed every other one. h2load does not
+reconnect after a GOAWAY, so onehop's and nginx's limits on requests per
+connection are lifted for these rows.
+
 Run from the repository root with the dev environment::
 
     python benchmarks/server.py                       # ~8 minutes
@@ -38,7 +46,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from _procs import Cell, Running, cpu_seconds, free_port, have, run_wrk, status_kib
+from _procs import (
+    Cell,
+    Running,
+    cpu_seconds,
+    free_port,
+    have,
+    run_h2load,
+    run_wrk,
+    status_kib,
+)
 
 APPS_SOURCE = '''
 async def ws_echo(scope, receive, send):
@@ -181,6 +198,94 @@ WS_SERVERS = {
 }
 
 
+NGINX_H2_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx-h2-{port}.pid;
+error_log {tmp}/nginx-h2-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    http2_max_requests 100000000;
+    client_body_temp_path {tmp}/nginx-body;
+    server {{
+        listen 127.0.0.1:{port} http2;
+        location / {{ default_type text/plain; return 200 "Hello, world!"; }}
+    }}
+}}
+"""
+
+
+def h2_commands(port: int, tmp: Path) -> dict[str, list[str]]:
+    """The HTTP/2 contenders serving the hello app (nginx: its own 200) on *port*, h2c."""
+    py = sys.executable
+    # (h2load does not reconnect after a GOAWAY: onehop's and nginx's requests-per-
+    # connection limits, 1000 by default, are lifted so no connection ends mid-run.)
+    out = {"onehop": [*server_commands("bench_apps:hello", port)["onehop"],
+                      "--max-requests-per-connection", "100000000"]}
+    if have("hypercorn"):
+        out["hypercorn"] = server_commands("bench_apps:hello", port)["hypercorn"]
+    granian = shutil.which("granian", path=f"{Path(py).parent}{os.pathsep}"
+                                           f"{os.environ.get('PATH', '')}")
+    if granian:
+        cmd = server_commands("bench_apps:hello", port)["granian"]
+        out["granian"] = [*cmd[:cmd.index("--http") + 1], "2", *cmd[cmd.index("--http") + 2:]]
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                      else None)
+    if nginx:
+        conf = tmp / f"nginx-h2-{port}.conf"
+        conf.write_text(NGINX_H2_CONF.format(tmp=tmp, port=port))
+        out["nginx"] = [nginx, "-p", str(tmp), "-c", str(conf)]
+    return out
+
+
+def h2_rows(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
+    """HTTP/2 hello world under h2load -c50 -m10: onehop against hypercorn, granian, nginx."""
+    names = list(h2_commands(0, tmp))
+    if args.servers:
+        names = [n for n in names if n in args.servers.split(",")]
+    results: dict[str, list[Cell]] = {}
+    for repeat in range(args.repeats):
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            port = free_port()
+            cmd = h2_commands(port, tmp)[name]
+            try:
+                # (ready once it accepts: h2-only listeners do not answer an HTTP/1.1 probe)
+                with Running(cmd, port, env, tmp, ready=b"") as server:
+                    time.sleep(0.3)
+                    cell = run_h2load(f"http://127.0.0.1:{port}/", server.proc.pid,
+                                      args.duration)
+            except RuntimeError as exc:
+                print(f"# h2 {name}: {exc}", file=sys.stderr)
+                continue
+            results.setdefault(name, []).append(cell)
+            print(f"# {repeat + 1} h2 {name:10} {cell.rps:9,.0f} req/s {cell.errors} errors",
+                  file=sys.stderr)
+    if not results.get("onehop"):
+        return
+    ref = statistics.median(c.rps for c in results["onehop"])
+    ref_cpu = statistics.median(c.cpu_us for c in results["onehop"])
+    print(f"\nHTTP/2 (h2c, prior knowledge), hello app: h2load -c50 -m10 -D{args.duration:g}, "
+          f"median of {args.repeats}; server on CPU 0, h2load on CPU 1\n")
+    print("| server | req/s | vs onehop | CPU µs/req | its CPU ÷ onehop's | peak RSS MiB | "
+          "errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in names:
+        cells = results.get(name)
+        if not cells:
+            continue
+        rps = statistics.median(c.rps for c in cells)
+        cpu = statistics.median(c.cpu_us for c in cells)
+        print(f"| {name} | {rps:,.0f} | {rps / ref:.2f}x | {cpu:.1f} | {cpu / ref_cpu:.2f}x | "
+              f"{max(c.rss_mib for c in cells):.1f} | {sum(c.errors for c in cells)} |")
+    if results.get("hypercorn"):
+        ratio = ref / statistics.median(c.rps for c in results["hypercorn"])
+        print(f"\nonehop / hypercorn over HTTP/2: {ratio:.2f}x req/s (target 2x): "
+              + ("met" if ratio >= 2 else "NOT met"))
+
+
 def ws_rows(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
     """WebSocket echo: 1 KiB binary messages on 50 connections, 8 in flight on each
     (benchmarks/_wsload.py on CPU 1); messages/s and the server's CPU per message."""
@@ -303,6 +408,8 @@ def main() -> int:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-ws", action="store_true", help="no WebSocket echo rows")
     parser.add_argument("--ws-only", action="store_true", help="only the WebSocket echo rows")
+    parser.add_argument("--skip-h2", action="store_true", help="no HTTP/2 rows")
+    parser.add_argument("--h2-only", action="store_true", help="only the HTTP/2 rows")
     parser.add_argument("--ws-servers", default="", help="comma-separated subset of the rows")
     parser.add_argument("--idle-counts", default="1000,10000")
     args = parser.parse_args()
@@ -337,6 +444,13 @@ def main() -> int:
     print(f"# servers: {', '.join(names)}; {args.duration:g} s x {args.repeats} per cell, "
           f"wrk -t1 -c{args.connections}", file=sys.stderr)
 
+    if not args.skip_h2 and shutil.which("h2load"):
+        h2_rows(args, env, tmp)
+    elif not args.skip_h2:
+        print("# h2load not found (apt-get install nghttp2-client): no HTTP/2 rows",
+              file=sys.stderr)
+    if args.h2_only:
+        return 0
     if not args.skip_ws:
         ws_rows(args, env, tmp)
     if args.ws_only:

@@ -96,6 +96,8 @@ _HEAD: Final = Mode.HEAD
 _EXCHANGE: Final = Mode.EXCHANGE
 _TUNNEL: Final = Mode.TUNNEL
 _HTTP2: Final = Mode.HTTP2
+_NEW: Final = Mode.NEW
+_PREFACE: Final = http2.PREFACE
 _NO_DEADLINE: Final = Deadline.NONE
 _IDLE_DEADLINE: Final = Deadline.IDLE
 _BODY_DEADLINE: Final = Deadline.BODY
@@ -241,7 +243,7 @@ class ServerEndpoint(asyncio.Protocol):
         if mode is _TUNNEL or mode is _HTTP2:
             assert self.tunnel is not None
             self.tunnel.data_received(data)
-        elif mode is Mode.NEW:
+        elif mode is _NEW:
             self._first_bytes(data)
         # LINGER: RFC 9112 §9.6: read and discard until the client sees our close.
 
@@ -251,12 +253,13 @@ class ServerEndpoint(asyncio.Protocol):
         if self._sniffed:
             data = self._sniffed + data
             self._sniffed = b""
-        if data[:24] == http2.PREFACE:
-            self._start_http2(data)
-            return
-        if len(data) < 24 and http2.PREFACE.startswith(data):
-            self._sniffed = data
-            return
+        if data[:1] == b"P":  # (the one comparison an HTTP/1.x request pays, but a POST)
+            if data.startswith(_PREFACE):
+                self._start_http2(data)
+                return
+            if len(data) < 24 and _PREFACE.startswith(data):
+                self._sniffed = data
+                return
         self.mode = _IDLE
         self._parsing = True
         if not self.config.speaks_http1:
