@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from onehop.core import Limits
 from onehop.probe.h2wire import H2Wire
 from tests import browser
 from tests.browser import needs_chromium
@@ -369,6 +370,40 @@ def test_app_failing_after_the_head_resets_the_stream_rfc9113_8_1() -> None:
 
 
 # --- the endpoint's rules over HTTP/2 ------------------------------------------------------
+
+
+def test_body_over_the_limit_is_413_on_its_stream_rfc9110_15_5_14() -> None:
+    echo = Echo()
+    with running(echo, limits=Limits(max_body_size=1000)) as server, _wire(server) as wire:
+        declared = wire.get("/d", _authority(server), method="POST", body=b"x" * 2000,
+                            fields=[("content-length", "2000")])
+        streamed = wire.get("/s", _authority(server), method="POST", body=b"y" * 5000)
+        good = wire.get("/g", _authority(server), method="POST", body=b"z" * 10)
+    assert declared.status == 413 and streamed.status == 413
+    assert good.status == 200 and json.loads(good.body)["body_length"] == 10
+
+
+def test_stalled_request_body_is_408_on_its_stream() -> None:
+    with running(Echo(), body_timeout=0.3) as server, _wire(server) as wire:
+        sid = wire.send_headers([(b":method", b"POST"), (b":scheme", b"http"),
+                                 (b":path", b"/slow"), (b":authority", b"a")], end=False)
+        wire.send_data(sid, b"part", end=False)
+        response = wire.wait(sid, timeout=5)
+        good = wire.get("/g", _authority(server))
+    assert response.status == 408
+    assert good.status == 200  # one stream timed out; the connection goes on
+
+
+def test_field_section_over_the_announced_limit_is_refused_rfc9113_6_5_2() -> None:
+    echo = Echo()
+    with running(echo, h2_max_header_list_size=4096) as server, _wire(server) as wire:
+        wire.get("/", _authority(server))  # (our SETTINGS are acknowledged by now)
+        big = wire.request("GET", "/big", _authority(server), fields=[("x-big", "v" * 8000)])
+        wire.settle(0.5)
+    assert wire.responses[big].status is None
+    assert wire.goaway is not None or wire.responses[big].reset is not None
+    assert echo.calls == 1
+
 
 
 def test_settings_announce_the_configured_limits_rfc9113_6_5_2() -> None:

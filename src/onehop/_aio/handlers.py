@@ -103,7 +103,10 @@ class RequestHandler(Protocol):
 
 
 class ConnectionHandler(Protocol):
-    """Makes the handler for each request on one connection."""
+    """Makes the handler for each request on one connection (HTTP/1.x: requests one at a
+    time, in order), or for the one request of an HTTP/2 stream: the factory is called
+    per stream there, so what a handler keeps per connection is kept per stream, and
+    concurrent streams never share it."""
 
     def on_request(self, endpoint: Endpoint, request: Request) -> RequestHandler:
         """Begin answering *request* (it may be answered before this returns); return
@@ -111,6 +114,7 @@ class ConnectionHandler(Protocol):
         ...
 
 
+#: Makes the :class:`ConnectionHandler` of a connection (HTTP/1.x) or of a stream (HTTP/2).
 HandlerFactory = Callable[[Endpoint], ConnectionHandler]
 
 

@@ -116,6 +116,8 @@ class Owner(Protocol):
     client_addr: tuple[str, int] | None
     server_addr: tuple[str, int] | None
     scheme: str
+    #: Requests taken on the connection (for its logs): every stream counts.
+    requests: int
 
     def close(self) -> None: ...
 
@@ -162,6 +164,9 @@ class Http2Connection:
             SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
             SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
         })
+        # (Values given as initial_values are h2's current ones, never "acknowledged": the
+        # decoder's limit must be set here, or it stays at h2's default.)
+        conn.decoder.max_header_list_size = settings.max_header_list_size
         conn.initiate_connection()
         window = max(CONNECTION_WINDOW, settings.initial_window_size)
         if window > 65535:
@@ -269,6 +274,7 @@ class Http2Connection:
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
         self.requests += 1
+        self.owner.requests += 1
         if self._deadline is not Deadline.NONE:
             self._deadline = Deadline.NONE
             self._timer.disarm()
@@ -491,28 +497,29 @@ class Stream:
 
     def data_received(self, data: bytes, flow_length: int) -> None:
         tunnel = self.tunnel
-        if tunnel is not None:
-            self.conn.h2.acknowledge_received_data(flow_length, self.sid)
-            tunnel.data_received(data)
-            return
-        handler = self.handler
-        if handler is None or self.complete:
-            # Answered already (or refused): the rest is read and dropped.
-            self.conn.h2.acknowledge_received_data(flow_length, self.sid)
-            return
-        self.received += len(data)
-        max_body = self.conn.config.limits.max_body_size
-        if max_body is not None and self.received > max_body:
-            self.send_error(413, f"Content Too Large: the request body is over {max_body} "
-                                 "bytes")
-            return
+        if tunnel is None:
+            handler = self.handler
+            if handler is None or self.complete:
+                # Answered already (or refused): the rest is read and dropped.
+                self.conn.h2.acknowledge_received_data(flow_length, self.sid)
+                return
+            self.received += len(data)
+            max_body = self.conn.config.limits.max_body_size
+            if max_body is not None and self.received > max_body:
+                self.conn.h2.acknowledge_received_data(flow_length, self.sid)
+                self.send_error(413, f"Content Too Large: the request body is over {max_body} "
+                                     "bytes")
+                return
         if self.read_paused:
-            self.inbox.append((data, flow_length))
+            self.inbox.append((data, flow_length))  # (unacknowledged: the window shuts)
             return
         if self._body_timer is not None:
             self.arm_body_timer()
         self.conn.h2.acknowledge_received_data(flow_length, self.sid)
-        handler.on_body(data)
+        if tunnel is not None:
+            tunnel.data_received(data)
+        elif self.handler is not None:
+            self.handler.on_body(data)
 
     def trailers_received(self, fields: list[tuple[bytes, bytes]]) -> None:
         try:
@@ -530,10 +537,10 @@ class Stream:
         if self._body_timer is not None:
             self._body_timer.cancel()
         tunnel = self.tunnel
-        if tunnel is not None:
-            tunnel.eof_received()
-        elif self.read_paused:
+        if self.read_paused:
             self.inbox.append(None)
+        elif tunnel is not None:
+            tunnel.eof_received()
         elif self.handler is not None and not self.complete:
             self.handler.on_end(self.trailers)
         if self.ended:
@@ -635,13 +642,17 @@ class Stream:
         conn = self.conn
         while inbox and not self.read_paused:
             item = inbox.popleft()
-            handler = self.handler
+            handler, tunnel = self.handler, self.tunnel
             if item is None:
-                if handler is not None and not self.complete:
+                if tunnel is not None:
+                    tunnel.eof_received()
+                elif handler is not None and not self.complete:
                     handler.on_end(self.trailers)
                 break
             conn.h2.acknowledge_received_data(item[1], self.sid)
-            if handler is not None and not self.complete:
+            if tunnel is not None:
+                tunnel.data_received(item[0])
+            elif handler is not None and not self.complete:
                 handler.on_body(item[0])
         conn.want_flush()  # (the WINDOW_UPDATEs)
         if not self.read_paused and not self.body_complete and self._body_timer is not None:
@@ -657,14 +668,8 @@ class Stream:
             if self.counted:
                 self.counted = False
                 self.conn.state.active -= 1
-        inbox, self.inbox = self.inbox, collections.deque()
-        self.read_paused = False
-        for item in inbox:
-            if item is None:
-                receiver.eof_received()
-            else:
-                self.conn.h2.acknowledge_received_data(item[1], self.sid)
-                receiver.data_received(item[0])
+        if self.read_paused:
+            self.resume_reading()  # (what waited goes to the tunnel now)
 
     def abort(self) -> None:
         """Cut this stream (RST_STREAM INTERNAL_ERROR): a failure mid-response."""
@@ -850,8 +855,8 @@ class StreamCore:
             return
         self.outbox.append(data)
         self.queued += len(data)
-        if self.queued > HIGH_WATER:
-            stream.flow.pause_writing()
+        if self.queued > HIGH_WATER and not stream.flow.write_paused:
+            stream.transport_paused()  # (this stream's writer waits, as for a full transport)
         stream.conn.want_flush(stream)
 
     def end(self, trailers: Headers) -> None:

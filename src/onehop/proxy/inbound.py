@@ -5,7 +5,9 @@ server-role connection needs; :class:`Inbound` only keeps what the proxy
 remembers per client connection (the client's address, the outbound fields it
 last built each way, see :class:`~onehop.proxy.hop.LastFields`) and the one
 timer its exchanges use for their deadlines, and starts one
-:class:`~onehop.proxy.exchange.Exchange` per request.
+:class:`~onehop.proxy.exchange.Exchange` per request. Over HTTP/2 the endpoint's
+factory makes one per stream (its endpoint is the stream), so concurrent streams
+never share an exchange, a timer or the remembered fields.
 """
 
 from __future__ import annotations
