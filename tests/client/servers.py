@@ -343,8 +343,17 @@ http {{
             wait_port(port, proc)
 
             def log() -> list[str]:
+                # nginx logs a request after it sent the response, so the client can
+                # be done before the last line is written: read until it settles.
                 path = Path(tmp, "access.log")
-                return path.read_text().splitlines() if path.exists() else []
+                lines: list[str] | None = None
+                deadline = time.monotonic() + 2.0
+                while True:
+                    now = path.read_text().splitlines() if path.exists() else []
+                    if now == lines or time.monotonic() > deadline:
+                        return now
+                    lines = now
+                    time.sleep(0.1)
 
             yield port, log
         finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from onehop.probe import PROXY_CHECKS, SERVER_CHECKS
+from onehop.probe import PROXY_CHECKS, SERVER_CHECKS, Check, server_connection, server_framing
 from onehop.probe.cli import main, register
 from tests.probe.conftest import free_port, http_server_cmd, running
 
@@ -31,6 +31,14 @@ def test_enough_checks_each_citing_a_section() -> None:
         assert check.section.startswith("RFC ") and check.sentence
     assert len(set(c.id for c in SERVER_CHECKS)) == len(SERVER_CHECKS)
     assert len(ids) > 35
+
+
+def test_server_checks_lists_every_server_check() -> None:
+    """``server_checks`` lists the checks by hand (their order interleaves the modules):
+    one defined but not listed would never run."""
+    defined = [v for module in (server_connection, server_framing)
+               for v in vars(module).values() if isinstance(v, Check)]
+    assert sorted(c.id for c in defined) == sorted(c.id for c in SERVER_CHECKS)
 
 
 def test_json_markdown_and_exit_status(

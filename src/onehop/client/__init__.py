@@ -12,7 +12,7 @@ with a ``history``; ``HTTPXTransport`` and ``SyncHTTPXTransport`` put httpx's
 
 from typing import TYPE_CHECKING
 
-from onehop.client.client import Client, Response, Timeout
+from onehop.client.client import Client
 from onehop.client.errors import (
     ClientClosed,
     ClientError,
@@ -36,6 +36,7 @@ from onehop.client.errors import (
 from onehop.client.exchange import should_resend
 from onehop.client.headers import HeaderMap
 from onehop.client.pool import Pool
+from onehop.client.response import Response, Timeout
 from onehop.client.retry import IDEMPOTENT_METHODS, is_retry_safe
 
 if TYPE_CHECKING:

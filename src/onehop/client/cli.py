@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol, TextIO
 
 from onehop._version import __version__
-from onehop.client.client import Client, Response, Timeout
+from onehop.client.client import Client
 from onehop.client.errors import (
     ClientError,
     ClientTimeout,
@@ -45,6 +45,7 @@ from onehop.client.errors import (
     TooManyRedirects,
     UnsupportedScheme,
 )
+from onehop.client.response import Response, Timeout
 from onehop.client.writeout import VARIABLES, Transfer, render
 from onehop.errors import IncompleteMessage, LocalProtocolError, OnehopError, RemoteProtocolError
 

@@ -1,4 +1,5 @@
-"""The pooled HTTP/1.1 client: ``Client``, ``Response`` and ``Timeout``.
+"""The pooled HTTP/1.1 client (``Client``; its ``Response`` and ``Timeout`` are in
+:mod:`onehop.client.response`).
 
 A request borrows a connection from the :class:`~onehop.client.pool.Pool`,
 writes the request, reads the head, and hands the body to the caller as an
@@ -12,396 +13,50 @@ the cause.
 
 from __future__ import annotations
 
-import codecs
-import json as jsonlib
 import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from datetime import timedelta
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
 
-from onehop.client.connection import HTTPConnection, Origin
+from onehop.client.connection import Origin
 from onehop.client.errors import (
-    ClientError,
     ClientTimeout,
     ClosedBeforeResponse,
-    HTTPStatusError,
-    InvalidURL,
     NothingWritten,
     ReadTimeout,
     RedirectBodyNotReplayable,
     ServerClosedIdle,
     ServerDisconnected,
     TooManyRedirects,
-    UnsupportedScheme,
     WriteTimeout,
 )
 from onehop.client.exchange import CLIENT_MAX_SENDS, Attempt, describe
-from onehop.client.headers import HeaderMap
+from onehop.client.message import (
+    MEMO_SIZE,
+    HeaderArg,
+    header_fields,
+    json_body,
+    listed_only,
+    origin_of,
+    parse_url,
+    with_length_in_place,
+)
 from onehop.client.pipeline import Pipeline
 from onehop.client.pool import Pool, default_ssl_context
 from onehop.client.redirects import next_hop
-from onehop.core import ConnectionInfo, EndOfMessage, Headers, Request, split_headers
+from onehop.client.response import Response, Timeout
+from onehop.core import ConnectionInfo, Headers, Request, split_headers
 from onehop.core import Response as CoreResponse
-from onehop.errors import HopByHopInHeaders
 
-HeaderArg = (
-    Headers | Mapping[str, str] | list[tuple[str, str]] | list[tuple[bytes, bytes]] | None
-)
 Body = bytes | AsyncIterable[bytes] | None
 _NO_BODY_METHODS: Final = ("GET", "HEAD", "DELETE", "OPTIONS", "TRACE")
-_REASONS: Final = {1: "Informational", 3: "Redirect", 4: "Client error", 5: "Server error"}
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 #: Headers the client computes: a caller's copy keeps its place with the true value.
 _FRAMING: Final = frozenset({b"content-length"})
 #: Entries kept by the URL and request memos before they start over.
-_MEMO_SIZE: Final = 512
-_URLS: dict[str, tuple[Origin, bytes, bytes]] = {}
-_VISIBLE_ASCII: Final = "".join(map(chr, range(0x21, 0x7F)))
 #: No field dropped (a request that did not come from a redirect).
 _KEEP_ALL: Final[frozenset[bytes]] = frozenset()
-
-
-@dataclass(frozen=True)
-class Timeout:
-    """Seconds to wait for each phase; None waits forever.
-
-    ``connect``: opening TCP and TLS. ``read``: between two received pieces.
-    ``write``: for the server to take each piece we send. ``pool``: for a
-    connection when the pool's limits are reached.
-    """
-
-    connect: float | None = 10.0
-    read: float | None = 30.0
-    write: float | None = 30.0
-    pool: float | None = 30.0
-
-    @classmethod
-    def of(cls, value: Timeout | float | None) -> Timeout:
-        """A Timeout from a Timeout, one number for every phase, or None (no limits)."""
-        if isinstance(value, Timeout):
-            return value
-        return cls(value, value, value, value)
-
-
-class Response:
-    """A response: status, end-to-end headers, the connection part apart, and the body.
-
-    ``headers`` is a :class:`~onehop.client.headers.HeaderMap` (read as
-    ``httpx.Headers`` is: ``r.headers["content-type"]``, ``.get``, ``.get_list``,
-    ``.multi_items()``) that never holds hop-by-hop fields; ``connection`` has
-    the ``Connection`` options and connection-specific fields (RFC 9110 §7.6.1).
-    ``reused`` tells whether the request went over a connection that carried
-    an earlier exchange. The body is read with :meth:`aiter_bytes` or
-    :meth:`aread`; :meth:`aclose` gives the connection back (or closes it
-    if the body was not read to its end). ``history`` holds the redirects
-    followed to reach this response, oldest first.
-    """
-
-    def __init__(
-        self,
-        head: CoreResponse,
-        *,
-        method: str,
-        url: str,
-        reused: bool,
-        conn: HTTPConnection,
-        pool: Pool,
-        read_timeout: float | None,
-        on_release: Callable[[CoreResponse | None], str | None] | None = None,
-        started: float | None = None,
-    ) -> None:
-        self.status_code = head.status_code
-        self.headers = HeaderMap(head.headers)
-        self.connection: ConnectionInfo = head.connection
-        self.method = method
-        self.url = url
-        self.reused = reused
-        self.connection_id = conn.id
-        #: Why the connection was closed after this response, or None if kept.
-        self.close_reason: str | None = None
-        #: The redirect responses followed to reach this one, oldest first (bodies read).
-        self.history: list[Response] = []
-        self._head = head
-        self._conn: HTTPConnection | None = conn
-        self._pool = pool
-        self._read_timeout = read_timeout
-        self._content: bytes | None = None
-        #: A pipelined exchange hands the connection back through its lane instead.
-        self._on_release = on_release
-        self._started = started
-        #: When the body ended or the connection was given up (perf_counter).
-        self._ended: float | None = None
-        self._encoding: str | None = None
-
-    @property
-    def reason(self) -> str:
-        """The reason phrase (decoded as Latin-1)."""
-        return self._head.reason.decode("latin-1")
-
-    @property
-    def reason_phrase(self) -> str:
-        """The reason phrase (httpx's name for :attr:`reason`)."""
-        return self.reason
-
-    @property
-    def http_version(self) -> str:
-        """``"1.1"`` or ``"1.0"``."""
-        return self._head.http_version.decode("ascii")
-
-    @property
-    def status(self) -> int:
-        """The status code (alias of ``status_code``)."""
-        return self.status_code
-
-    @property
-    def elapsed(self) -> timedelta:
-        """From sending the request to the end of the body (or until now, while it is
-        read), as httpx measures it; a redirect's history is not included.
-
-        Raises:
-            ClientError: the response was not made by :class:`Client` (no start time).
-        """
-        if self._started is None:
-            raise ClientError("no start time: this response was not sent by a Client")
-        end = self._ended if self._ended is not None else time.perf_counter()
-        return timedelta(seconds=end - self._started)
-
-    def __repr__(self) -> str:
-        return f"<Response [{self.status_code} {self.reason}]>"
-
-    # --- status classes -----------------------------------------------------------------------
-
-    @property
-    def is_success(self) -> bool:
-        """A 2xx status (RFC 9110 §15.3)."""
-        return 200 <= self.status_code < 300
-
-    @property
-    def is_redirect(self) -> bool:
-        """A 3xx status with a ``Location`` field: one :meth:`Client.send` could follow."""
-        return 300 <= self.status_code < 400 and "location" in self.headers
-
-    @property
-    def is_client_error(self) -> bool:
-        """A 4xx status (RFC 9110 §15.5)."""
-        return 400 <= self.status_code < 500
-
-    @property
-    def is_server_error(self) -> bool:
-        """A 5xx status (RFC 9110 §15.6)."""
-        return 500 <= self.status_code < 600
-
-    @property
-    def is_error(self) -> bool:
-        """A 4xx or 5xx status."""
-        return 400 <= self.status_code < 600
-
-    def raise_for_status(self) -> Response:
-        """Return the response if its status is 2xx; else raise, as httpx does.
-
-        Raises:
-            HTTPStatusError: any other status (1xx, 3xx, 4xx, 5xx), with ``response``
-                set and a message naming the status and the URL.
-        """
-        if self.is_success:
-            return self
-        kind = _REASONS.get(self.status_code // 100, "Unexpected status")
-        message = f"{kind} '{self.status_code} {self.reason}' for url '{self.url}'"
-        location = self.headers.get("location")
-        if location is not None and 300 <= self.status_code < 400:
-            message += f" (Location: {location})"
-        raise HTTPStatusError(message, response=self)
-
-    # --- the body -----------------------------------------------------------------------------
-
-    @property
-    def content(self) -> bytes:
-        """The body, after :meth:`aread`.
-
-        Raises:
-            ClientError: the body was not read yet.
-        """
-        if self._content is None:
-            raise ClientError("the body was not read: call `await response.aread()`")
-        return self._content
-
-    @property
-    def charset_encoding(self) -> str | None:
-        """The ``charset`` parameter of ``Content-Type`` (RFC 9110 §8.3.2), or None."""
-        return _charset(self.headers.get("content-type"))
-
-    @property
-    def encoding(self) -> str:
-        """How :attr:`text` decodes the body: the declared ``charset`` if Python knows
-        it, else UTF-8 (httpx's default; RFC 9110 dropped HTTP/1.1's ISO-8859-1
-        default for text). Settable, before :attr:`text` is read."""
-        if self._encoding is None:
-            declared = self.charset_encoding
-            encoding = "utf-8"
-            if declared is not None:
-                with suppress(LookupError):
-                    encoding = codecs.lookup(declared).name
-            self._encoding = encoding
-        return self._encoding
-
-    @encoding.setter
-    def encoding(self, value: str) -> None:
-        self._encoding = value
-
-    @property
-    def text(self) -> str:
-        """The body decoded with :attr:`encoding` (invalid bytes replaced).
-
-        Raises:
-            ClientError: the body was not read yet.
-        """
-        return self.content.decode(self.encoding, "replace")
-
-    def json(self, **kwargs: Any) -> Any:
-        """The body parsed as JSON (RFC 8259; UTF-8, -16 or -32 detected by ``json.loads``).
-
-        Raises:
-            ClientError: the body was not read yet.
-            json.JSONDecodeError: the body is not JSON.
-        """
-        return jsonlib.loads(self.content, **kwargs)
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Yield the body as it arrives; the connection is released at the end.
-
-        Raises:
-            ReadTimeout, RemoteProtocolError (``IncompleteMessage`` when the
-            server closed mid-body, RFC 9112 §8).
-        """
-        if self._content is not None:
-            if self._content:
-                yield self._content
-            return
-        conn = self._conn
-        if conn is None:
-            raise ClientError("the response is closed")
-        try:
-            while True:
-                chunk = await conn.read_chunk(self._read_timeout)
-                if chunk is None:
-                    break
-                yield chunk
-        except BaseException as exc:
-            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
-            raise
-        self._done()
-
-    async def aread(self) -> bytes:
-        """Read the whole body and return it (the connection is released at the end).
-
-        Raises: as :meth:`aiter_bytes`.
-        """
-        content = self._content
-        if content is not None:
-            return content
-        conn = self._conn
-        if conn is None:
-            raise ClientError("the response is closed")
-        chunks: list[bytes] = []
-        try:
-            while True:
-                chunk = await conn.read_chunk(self._read_timeout)
-                if chunk is None:
-                    break
-                chunks.append(chunk)
-        except BaseException as exc:
-            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
-            raise
-        content = self._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._done()
-        return content
-
-    def read_ready(self) -> tuple[list[bytes], bool]:
-        """The body pieces already received, without waiting, and whether the body ended
-        (then the connection is released, as by :meth:`aread`).
-
-        For a caller on another thread (the sync httpx transport): one hop to the
-        loop gets everything there is, often the whole body with the head.
-
-        Raises: as :meth:`aiter_bytes`.
-        """
-        conn = self._conn
-        if conn is None:
-            return [], True
-        pieces: list[bytes] = []
-        try:
-            while True:
-                event = conn.read_body_event_nowait()
-                if event is None:
-                    return pieces, False
-                if isinstance(event, EndOfMessage):
-                    self._done()
-                    return pieces, True
-                pieces.append(event)
-        except BaseException as exc:
-            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
-            raise
-
-    async def aread_some(self) -> tuple[list[bytes], bool]:
-        """Wait for the next piece of the body, then as :meth:`read_ready`.
-
-        Raises: as :meth:`aiter_bytes`.
-        """
-        conn = self._conn
-        if conn is None:
-            return [], True
-        try:
-            event = await conn.read_body_event(self._read_timeout)
-        except BaseException as exc:
-            self._discard(f"body not read to the end: {exc or type(exc).__name__}")
-            raise
-        if isinstance(event, EndOfMessage):
-            self._done()
-            return [], True
-        pieces, ended = self.read_ready()
-        return [event, *pieces], ended
-
-    @property
-    def is_closed(self) -> bool:
-        """Whether the connection was given back (body read to its end) or closed."""
-        return self._conn is None
-
-    async def aclose(self) -> None:
-        """Release the connection; one whose body is unread is closed (it is not clean)."""
-        if self._conn is not None:
-            self._discard("response closed before its body was read")
-
-    def _done(self) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        if self._started is not None:
-            self._ended = time.perf_counter()
-        if self._on_release is not None:
-            self.close_reason = self._on_release(self._head)
-            return
-        if conn.finish_exchange(self._head):
-            self._pool.release(conn)
-        else:
-            self.close_reason = conn.close_reason
-
-    def _discard(self, reason: str) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        if self._started is not None:
-            self._ended = time.perf_counter()
-        conn.abort(reason)
-        self.close_reason = reason
-        if self._on_release is not None:
-            self._on_release(None)
 
 
 class Client:
@@ -461,7 +116,7 @@ class Client:
             raise ValueError(f"http_version must be '1.0' or '1.1', not {http_version!r}")
         if max_redirects < 0:
             raise ValueError("max_redirects must be 0 or more")
-        self.headers = _headers(headers)
+        self.headers = header_fields(headers)
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
         self.http_version = http_version
@@ -485,7 +140,7 @@ class Client:
             self._pipeline_default = pipeline
         else:
             for origin_url, depth in pipeline.items():
-                self._pipeline_depth[_parse_url(origin_url)[0]] = depth
+                self._pipeline_depth[parse_url(origin_url)[0]] = depth
         self._pipelines: dict[Origin, Pipeline] = {}
         #: Requests without headers or body of their own, built once per
         #: (method, target, Host) while ``self.headers`` stays the same object.
@@ -613,7 +268,7 @@ class Client:
         if json is not None:
             if content is not None:
                 raise TypeError("pass content or json, not both")
-            content, headers = _json_body(json, headers)
+            content, headers = json_body(json, headers)
         response = await self._send_one(method, url, headers, content, timeout, _KEEP_ALL)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         if not follow or response.status_code < 300 or response.status_code >= 400:
@@ -641,7 +296,7 @@ class Client:
         while True:
             hop = next_hop(
                 response.status_code, response.headers.get("location"), method=method,
-                url=url, origin=_parse_url(url)[0], new_origin_of=_origin_of,
+                url=url, origin=parse_url(url)[0], new_origin_of=origin_of,
             )
             if hop is None:
                 response.history = history
@@ -680,7 +335,7 @@ class Client:
         """One exchange, resent at most once as :func:`should_resend` decides."""
         started = time.perf_counter()
         t = self.timeout if timeout is None else Timeout.of(timeout)
-        origin, target, host = _parse_url(url)
+        origin, target, host = parse_url(url)
         if headers is None and content is None and not drop:
             request = self._plain_request(method, target, host)
         else:
@@ -789,7 +444,7 @@ class Client:
         request = self._plain.get(key)
         if request is None:
             request = self._build_request(method, target, host, None, None)
-            if len(self._plain) >= _MEMO_SIZE:
+            if len(self._plain) >= MEMO_SIZE:
                 self._plain.clear()
             self._plain[key] = request
         return request
@@ -812,13 +467,13 @@ class Client:
         client would), else it comes last. *drop* names fields not to send at all
         (a redirect's: credentials to another origin, a dropped body's fields).
         """
-        user = _headers(headers)
+        user = header_fields(headers)
         given = {f[0] for f in user.fields}
         fields = [f for f in self.headers.fields if f[0] not in given] + list(user.fields)
         if drop:
             fields = [f for f in fields if f[0] not in drop]
         e2e, conn = split_headers(Headers.from_parsed(fields))
-        conn = _listed_only(conn)
+        conn = listed_only(conn)
         lengths = e2e.get_all(b"content-length")
         # RFC 9112 §3.2: a user agent SHOULD send Host as the first field line.
         if not any(f[0] == b"host" for f in e2e.fields):
@@ -833,7 +488,7 @@ class Client:
         elif content is not None and lengths:
             length = lengths[-1]
         if length is not None and lengths:
-            e2e = _with_length_in_place(e2e, length)
+            e2e = with_length_in_place(e2e, length)
         else:
             e2e = e2e.without(_FRAMING)
         if self._wants_continue(content) and b"expect" not in e2e:
@@ -857,90 +512,6 @@ class Client:
         return True
 
 
-def _listed_only(conn: ConnectionInfo) -> ConnectionInfo:
-    """Keep hop-by-hop fields the caller listed in ``Connection``; reject the rest.
-
-    The issue: never send a hop-by-hop field the caller passed by mistake
-    (RFC 9110 §7.6.1). ``Connection`` itself becomes options the writer lists.
-
-    Raises:
-        HopByHopInHeaders: a hop-by-hop field not named by ``Connection``.
-    """
-    if not conn.fields:
-        return conn
-    kept = []
-    for lname, raw, value in conn.fields.fields:
-        if lname == b"connection":
-            continue
-        if lname not in conn.options:
-            raise HopByHopInHeaders(
-                f"{raw.decode('latin-1')!r} is hop-by-hop (RFC 9110 §7.6.1): list it in "
-                "Connection to send it on purpose, or drop it"
-            )
-        kept.append((raw, value))
-    return ConnectionInfo(conn.options, kept)
-
-
-def _headers(headers: HeaderArg) -> Headers:
-    if headers is None:
-        return Headers()
-    if isinstance(headers, Headers):
-        return headers
-    if isinstance(headers, HeaderMap):
-        return headers.fields
-    if isinstance(headers, Mapping):
-        return Headers(list(headers.items()))
-    return Headers(headers)
-
-
-def _with_length_in_place(e2e: Headers, length: bytes) -> Headers:
-    """*e2e* with its first ``Content-Length`` line set to *length* and any others gone."""
-    fields: list[tuple[bytes, bytes, bytes]] = []
-    placed = False
-    for f in e2e.fields:
-        if f[0] == b"content-length":
-            if placed:
-                continue
-            placed = True
-            f = (f[0], f[1], length)
-        fields.append(f)
-    return Headers.from_parsed(fields)
-
-
-def _json_body(value: Any, headers: HeaderArg) -> tuple[bytes, HeaderArg]:
-    """*value* as compact UTF-8 JSON (httpx's encoding), and *headers* with
-    ``Content-Type: application/json`` unless they set a type (RFC 8259 §11).
-
-    Raises:
-        TypeError: *value* holds something JSON cannot encode (or NaN/Infinity,
-            which are not JSON: RFC 8259 §6).
-    """
-    try:
-        body = jsonlib.dumps(value, ensure_ascii=False, separators=(",", ":"),
-                             allow_nan=False).encode("utf-8")
-    except ValueError as exc:
-        raise TypeError(f"cannot send as JSON: {exc}") from None
-    fields = _headers(headers)
-    if b"content-type" not in fields:
-        fields = fields.with_field(b"Content-Type", b"application/json")
-    return body, fields
-
-
-def _charset(content_type: str | None) -> str | None:
-    """The ``charset`` parameter of a media type (RFC 9110 §8.3.1, §5.6.6), unquoted and
-    lower-case (charset names are case-insensitive, RFC 9110 §8.3.2)."""
-    if not content_type:
-        return None
-    for param in content_type.split(";")[1:]:
-        name, sep, value = param.partition("=")
-        if sep and name.strip().lower() == "charset":
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            return value.lower() or None
-    return None
-
-
 def _trace_head(trace: Callable[[str], None], head: CoreResponse) -> None:
     """A response head as ``< `` lines: status line, end-to-end fields, then the
     connection-specific ones (the core keeps them apart), then ``< ``."""
@@ -949,51 +520,6 @@ def _trace_head(trace: Callable[[str], None], head: CoreResponse) -> None:
     for name, value in [*head.headers, *head.connection.fields]:
         trace(f"< {name.decode('latin-1')}: {value.decode('latin-1')}")
     trace("< ")
-
-
-def _origin_of(url: str) -> Origin:
-    return _parse_url(url)[0]
-
-
-def _parse_url(url: str) -> tuple[Origin, bytes, bytes]:
-    """Split a URL into the origin, the request-target and the Host value (RFC 9112 §3.2).
-
-    Memoised: a client usually asks for the same few URLs again and again.
-    """
-    parsed = _URLS.get(url)
-    if parsed is None:
-        parsed = _split_url(url)
-        if len(_URLS) >= _MEMO_SIZE:
-            _URLS.clear()
-        _URLS[url] = parsed
-    return parsed
-
-
-def _split_url(url: str) -> tuple[Origin, bytes, bytes]:
-    try:
-        parts = urlsplit(url)
-        port_given = parts.port
-    except ValueError as exc:  # "Invalid IPv6 URL", a port out of range or not a number
-        raise InvalidURL(f"invalid URL {url!r}: {exc}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise UnsupportedScheme(f"unsupported URL scheme in {url!r}: use http or https")
-    host = parts.hostname
-    if not host:
-        raise InvalidURL(f"no host in {url!r}")
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidURL(f"invalid host name in {url!r}: {exc}") from None
-    port = port_given or _DEFAULT_PORTS[scheme]
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    # A request-target is visible ASCII only (RFC 9112 §3.2, RFC 3986 §2.1): send
-    # spaces, controls and non-ASCII as UTF-8 percent-encoded octets; keep the rest.
-    target = quote(target, safe=_VISIBLE_ASCII)
-    shown = f"[{host}]" if ":" in host else host
-    host_value = shown if port == _DEFAULT_PORTS[scheme] else f"{shown}:{port}"
-    return (scheme, host, port), target.encode("ascii"), host_value.encode("ascii")
 
 
 def _timeout_text(exc: ClientTimeout, t: Timeout) -> str:

@@ -27,7 +27,7 @@ from typing import Final
 
 import httpx
 
-from onehop.client.client import Body, Client, Response, Timeout
+from onehop.client.client import Body, Client
 from onehop.client.errors import (
     ClientError,
     ConnectError,
@@ -39,6 +39,7 @@ from onehop.client.errors import (
     WriteTimeout,
 )
 from onehop.client.loop_thread import LoopThread
+from onehop.client.response import Response, Timeout
 from onehop.errors import LocalProtocolError, RemoteProtocolError
 
 #: Fields httpx writes that are ours to write (framing) or hop-by-hop (RFC 9110 §7.6.1).
@@ -97,7 +98,7 @@ def _timeout(request: httpx.Request, default: Timeout) -> Timeout:
     )
 
 
-def _headers(request: httpx.Request) -> list[tuple[bytes, bytes]]:
+def _wire_headers(request: httpx.Request) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in request.headers.raw if k.lower() not in _DROPPED]
 
 
@@ -181,7 +182,7 @@ class HTTPXTransport(httpx.AsyncBaseTransport):
             response = await self.client.send(
                 request.method,
                 str(request.url),
-                headers=_headers(request),
+                headers=_wire_headers(request),
                 content=_content(request, body),
                 timeout=_timeout(request, self.client.timeout),
             )
@@ -262,7 +263,7 @@ async def _send_and_take_ready(
     response = await client.send(
         request.method,
         str(request.url),
-        headers=_headers(request),
+        headers=_wire_headers(request),
         content=_content(request, body),
         timeout=_timeout(request, client.timeout),
     )

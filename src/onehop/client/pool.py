@@ -33,13 +33,14 @@ event loop; the bookkeeping is only touched between awaits, so no lock.
 
 Two ways to wait for a connection share the one queue: :meth:`Pool.acquire`
 awaits in the caller's task; :meth:`Pool.lend` takes callbacks, for an
-event-driven caller (the proxy) that runs no task per request.
+event-driven caller (the proxy) that runs no task per request. The waiters
+themselves are in :mod:`onehop.client.waiters`; opening a socket in
+:mod:`onehop.client.dialing`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import itertools
 import ssl
 import time
@@ -48,176 +49,33 @@ from collections.abc import Callable
 from typing import Final
 
 from onehop.client.connection import ConnState, HTTPConnection, Origin
+from onehop.client.dialing import default_ssl_context, dial, origin_text
 from onehop.client.errors import (
     ClientClosed,
     ClientError,
     ConnectError,
-    ConnectTimeout,
     PoolTimeout,
 )
+from onehop.client.waiters import (
+    SLOT,
+    Loan,
+    LoanState,
+    OnFailed,
+    OnLent,
+    Slot,
+    TaskWaiter,
+    Waiter,
+)
 
+#: ``Loan`` is what :meth:`Pool.lend` returns, so it is importable from here too.
+__all__ = ["Loan", "LoanState", "Pool", "default_ssl_context"]
 
-class _Slot:
-    """A reservation to open one connection, handed to a waiter."""
-
-    __slots__ = ()
-
-
-_SLOT: Final = _Slot()
 Trace = Callable[[str], None]
 #: The idle sweep also closes connections expiring within this many seconds, so
 #: connections released close together share one timer firing.
 SWEEP_SLACK: Final = 0.05
 _INF: Final = float("inf")
 _IDLE: Final = ConnState.IDLE
-
-
-class _Waiter:
-    """One caller in an origin's queue. ``queued`` is True from :meth:`Pool._enqueue`
-    until it is served or withdrawn; the pool's counts follow it."""
-
-    __slots__ = ("fresh", "origin", "queued", "seq")
-
-    def __init__(self, origin: Origin, fresh: bool) -> None:
-        self.origin = origin
-        self.fresh = fresh
-        self.seq = 0
-        self.queued = False
-
-    def abandoned(self) -> bool:
-        """Whether the caller went away without withdrawing yet (then it is skipped)."""
-        return False
-
-    def serve(self, got: HTTPConnection | _Slot) -> None:
-        """Hand over an idle connection, or a slot to open one (never synchronously
-        running the caller's code: the pool may be mid-dispatch)."""
-        raise NotImplementedError
-
-    def fail(self, exc: ClientError) -> None:
-        """The pool closed while this waiter was queued."""
-        raise NotImplementedError
-
-
-class _TaskWaiter(_Waiter):
-    """A task awaiting in :meth:`Pool.acquire`."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, origin: Origin, fresh: bool, future: asyncio.Future[object]) -> None:
-        super().__init__(origin, fresh)
-        self.future = future
-
-    def abandoned(self) -> bool:
-        # Cancelling the task cancels the future at once; the task withdraws later.
-        return self.future.done()
-
-    def serve(self, got: HTTPConnection | _Slot) -> None:
-        self.future.set_result(got)
-
-    def fail(self, exc: ClientError) -> None:
-        if not self.future.done():
-            self.future.set_result(exc)
-
-
-class LoanState(enum.Enum):
-    """Where a :class:`Loan` is: ``QUEUED`` -> ``LENDING`` (an idle connection is on its
-    way to ``on_lent``) or ``OPENING`` (a slot was granted; the pool connects) ->
-    ``LENT``; or ``FAILED`` (``on_failed`` was called) or ``CANCELLED``."""
-
-    QUEUED = "QUEUED"
-    LENDING = "LENDING"
-    OPENING = "OPENING"
-    LENT = "LENT"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-OnLent = Callable[[HTTPConnection, bool], object]
-OnFailed = Callable[[ClientError], object]
-
-
-class Loan(_Waiter):
-    """A place in the pool's queue for a caller that waits without a task.
-
-    Made by :meth:`Pool.lend`. The pool later calls ``on_lent(conn, reused)``
-    or ``on_failed(error)`` exactly once, from an event-loop callback (never
-    from inside a pool method), unless :meth:`cancel` came first. Owned by the
-    pool until then; ``state`` says where it is.
-    """
-
-    __slots__ = ("_on_failed", "_on_lent", "_pool", "conn", "connect_timeout", "state")
-
-    def __init__(
-        self,
-        pool: Pool,
-        origin: Origin,
-        fresh: bool,
-        on_lent: OnLent,
-        on_failed: OnFailed,
-        connect_timeout: float | None,
-    ) -> None:
-        super().__init__(origin, fresh)
-        self._pool = pool
-        self._on_lent = on_lent
-        self._on_failed = on_failed
-        self.connect_timeout = connect_timeout
-        self.state = LoanState.QUEUED
-        #: The connection lent (from ``LENDING`` on), or None.
-        self.conn: HTTPConnection | None = None
-
-    def __repr__(self) -> str:
-        return f"<Loan {self.state.name} {self.origin}>"
-
-    def cancel(self) -> bool:
-        """Withdraw; return whether there was anything to withdraw (False once lent or failed).
-
-        O(1) in the queue. A connection already handed over (``LENDING``) goes
-        back to the pool as idle; one being opened for the loan (``OPENING``)
-        becomes idle when it is up (closed if the pool closed), and its slot is
-        given back if connecting fails.
-        """
-        state = self.state
-        if state is LoanState.QUEUED:
-            self.state = LoanState.CANCELLED
-            self._pool._withdraw(self)
-            return True
-        if state is LoanState.LENDING:
-            self.state = LoanState.CANCELLED
-            conn, self.conn = self.conn, None
-            assert conn is not None
-            self._pool.give_back(conn)
-            return True
-        if state is LoanState.OPENING:
-            self.state = LoanState.CANCELLED  # (``Pool._open_for`` sees it when connected)
-            return True
-        return False
-
-    def serve(self, got: HTTPConnection | _Slot) -> None:
-        pool = self._pool
-        if isinstance(got, HTTPConnection):
-            self.state = LoanState.LENDING
-            self.conn = got
-            pool._loop().call_soon(self._deliver, True)
-        else:
-            self.state = LoanState.OPENING
-            pool._start_open(self)
-
-    def fail(self, exc: ClientError) -> None:
-        self.state = LoanState.FAILED
-        self._pool._loop().call_soon(self._on_failed, exc)
-
-    def _deliver(self, reused: bool) -> None:
-        """Call ``on_lent`` (from the event loop), unless cancelled meanwhile."""
-        if self.state is not LoanState.LENDING:
-            return
-        conn = self.conn
-        assert conn is not None
-        if self._pool._closed:
-            self.state = LoanState.FAILED
-            self._on_failed(ClientClosed("the client was closed"))
-            return
-        self.state = LoanState.LENT
-        self._on_lent(conn, reused)
 
 
 class Pool:
@@ -259,7 +117,7 @@ class Pool:
         self._total = 0
         #: Waiters per origin in arrival order. Invariant: every queue is non-empty and
         #: its head is still queued (withdrawn waiters behind it are skipped later).
-        self._queues: dict[Origin, deque[_Waiter]] = {}
+        self._queues: dict[Origin, deque[Waiter]] = {}
         #: Waiters still queued, over all origins.
         self._waiting = 0
         self._seq = itertools.count(1)
@@ -350,7 +208,7 @@ class Pool:
             del self._count[origin]
         self._total -= 1
 
-    def _try_now(self, origin: Origin, fresh: bool) -> HTTPConnection | _Slot | None:
+    def _try_now(self, origin: Origin, fresh: bool) -> HTTPConnection | Slot | None:
         """Serve a newcomer at once if that jumps no queue: an idle connection when its
         origin has no queue, a slot when nobody waits on the total limit; else None."""
         if self._queues and origin in self._queues:
@@ -361,9 +219,9 @@ class Pool:
                 return conn
         if self._waiting and self._total >= self.max_connections:
             return None  # room made by eviction goes to the oldest waiter
-        return _SLOT if self._reserve(origin, fresh) else None
+        return SLOT if self._reserve(origin, fresh) else None
 
-    def _enqueue(self, waiter: _Waiter) -> None:
+    def _enqueue(self, waiter: Waiter) -> None:
         waiter.seq = next(self._seq)
         waiter.queued = True
         q = self._queues.get(waiter.origin)
@@ -372,7 +230,7 @@ class Pool:
         q.append(waiter)
         self._waiting += 1
 
-    def _withdraw(self, waiter: _Waiter) -> None:
+    def _withdraw(self, waiter: Waiter) -> None:
         """Take a waiter out of the count at once, out of its queue when it reaches the
         head: O(1) (amortised), instead of searching the queue."""
         if not waiter.queued:
@@ -385,7 +243,7 @@ class Pool:
             if q:
                 self._dispatch()  # the new head may want what the old one could not use
 
-    def _trim(self, origin: Origin, q: deque[_Waiter]) -> None:
+    def _trim(self, origin: Origin, q: deque[Waiter]) -> None:
         """Drop withdrawn waiters from the head of *q* (the queue's invariant)."""
         while q and not q[0].queued:
             q.popleft()
@@ -421,12 +279,12 @@ class Pool:
                             self._waiting -= 1
                             self._trim(origin, q)
                             continue
-                        got: HTTPConnection | _Slot | None = (
+                        got: HTTPConnection | Slot | None = (
                             None if waiter.fresh else self._take_idle(origin))
                         if got is None:
                             if not self._reserve(origin, waiter.fresh):
                                 break
-                            got = _SLOT
+                            got = SLOT
                         waiter.queued = False
                         self._waiting -= 1
                         self._trim(origin, q)
@@ -518,7 +376,7 @@ class Pool:
         got: object = self._try_now(origin, fresh)
         if got is None:
             future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-            waiter = _TaskWaiter(origin, fresh, future)
+            waiter = TaskWaiter(origin, fresh, future)
             self._enqueue(waiter)
             try:
                 async with asyncio.timeout(pool_timeout):
@@ -530,7 +388,7 @@ class Pool:
                     self._withdraw(waiter)
                 if isinstance(exc, TimeoutError):
                     raise PoolTimeout(
-                        f"no connection to {_origin_text(origin)} within {pool_timeout} s"
+                        f"no connection to {origin_text(origin)} within {pool_timeout} s"
                     ) from None
                 raise
         if isinstance(got, HTTPConnection):
@@ -556,7 +414,7 @@ class Pool:
         """A waiter that was served but gave up (timeout, cancel): return what it got."""
         if isinstance(got, HTTPConnection):
             self.give_back(got)
-        elif got is _SLOT:
+        elif got is SLOT:
             self._unreserve(origin)
             self._dispatch()
 
@@ -593,7 +451,7 @@ class Pool:
                 elif isinstance(exc, asyncio.CancelledError):
                     loan.fail(ClientClosed("the client was closed"))
                 else:  # (a bug: still, the loan must hear back)
-                    loan.fail(ConnectError(f"cannot connect to {_origin_text(origin)}: {exc!r}"))
+                    loan.fail(ConnectError(f"cannot connect to {origin_text(origin)}: {exc!r}"))
             return  # (a cancel is answered, not re-raised: ``_opened`` sees a finished task)
         if loan.state is LoanState.OPENING:
             loan.state = LoanState.LENDING
@@ -603,33 +461,15 @@ class Pool:
             self.give_back(conn)  # (cancelled while connecting: keep it for the next caller)
 
     async def _open(self, origin: Origin, timeout: float | None) -> HTTPConnection:
-        scheme, host, port = origin
-        loop = asyncio.get_running_loop()
         conn = HTTPConnection(origin, keep_alive=self.keep_alive, idle_timeout=self.idle_timeout)
         if self._trace is not None:
             conn.on_head = self._trace_head
         ctx = None
-        if scheme == "https":
+        if origin[0] == "https":
             ctx = self._ssl_context
             if ctx is None:
                 ctx = self._ssl_context = default_ssl_context(verify=self._verify)
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.create_connection(
-                    lambda: conn, host, port, ssl=ctx, server_hostname=host if ctx else None
-                )
-        except TimeoutError:
-            raise ConnectTimeout(
-                f"connecting to {_origin_text(origin)} took longer than {timeout} s"
-            ) from None
-        except ssl.SSLCertVerificationError as exc:
-            raise ConnectError(
-                f"cannot connect to {_origin_text(origin)}: TLS certificate verification failed "
-                f"({exc.verify_message or exc}); give the CA with verify='ca.pem' (--cacert) "
-                "or an ssl_context, or pass verify=False (--insecure) to skip verification"
-            ) from exc
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectError(f"cannot connect to {_origin_text(origin)}: {exc}") from exc
+        await dial(conn, ctx, timeout)
         self.connections_opened += 1
         if self._closed:
             # (Before the close callback is set: the caller gives the slot back, once.)
@@ -729,21 +569,3 @@ class Pool:
             conn.close("client closed")
         await asyncio.sleep(0)
 
-
-def _origin_text(origin: Origin) -> str:
-    scheme, host, port = origin
-    return f"{scheme}://{host}:{port}"
-
-
-def default_ssl_context(*, verify: bool | str = True) -> ssl.SSLContext:
-    """A TLS context that offers only ``http/1.1`` by ALPN (RFC 7301); verification on.
-
-    *verify* is True (the system's CAs), a path to a PEM file of CAs to trust
-    instead, or False (no verification at all; only when the user asks).
-    """
-    ctx = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
-    if verify is False:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx

@@ -18,8 +18,8 @@ from onehop.probe.checks import (
     SERVER_CHECKS,
     Check,
     Result,
-    ServerTarget,
 )
+from onehop.probe.server_target import ServerTarget
 
 
 def register(subparsers: Any) -> None:

@@ -23,19 +23,25 @@ is out, so that is the only honest signal (RFC 9112 §8). Whether the client
 connection persists afterwards is not decided here: the response's connection
 part says ``close`` when the request body was not all read, and the serving
 endpoint decides in one place (``ServerEndpoint.finish``).
+
+This module takes the exchange as far as the response head: route, hooks, a
+connection, the request and its body up, the head (or a resend, or an error).
+What the client gets from then on (the response relayed, a tunnel, the proxy's
+own answer) and the access log are the base class,
+:class:`~onehop.proxy.downstream.Downstream`, with :class:`Step`,
+:class:`Deadline` and :class:`ClientSide`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
-from onehop.client.connection import HTTPConnection, Origin
+from onehop.client.connection import HTTPConnection
 from onehop.client.errors import (
     ClientError,
     ClosedBeforeResponse,
@@ -48,7 +54,6 @@ from onehop.core import (
     NEED_DATA,
     Connection,
     ConnectionInfo,
-    EndOfMessage,
     Headers,
     InformationalResponse,
     Request,
@@ -58,14 +63,11 @@ from onehop.core import (
 from onehop.core.headers import NO_CONNECTION_INFO
 from onehop.errors import LocalProtocolError, RemoteProtocolError
 from onehop.proxy import hop
+from onehop.proxy.downstream import ClientSide, Deadline, Downstream, Step
 from onehop.proxy.forward import BadForwardTarget, ForwardDenied, parse_absolute
-from onehop.proxy.relay import DONE, Relay
-from onehop.proxy.tunnels import ConnectRefused, connect_target, join, switch_head
+from onehop.proxy.tunnels import ConnectRefused, connect_target
 
 if TYPE_CHECKING:
-    from onehop._aio.handlers import Endpoint
-    from onehop._aio.timer import LazyTimer
-    from onehop.proxy.routing import Router
     from onehop.proxy.upstreams import Upstream, UpstreamGroup
 
 log: Final = logging.getLogger("onehop.proxy")
@@ -73,29 +75,6 @@ log: Final = logging.getLogger("onehop.proxy")
 #: A request goes upstream at most twice: once more on a fresh connection after the
 #: keep-alive race (RFC 9112 §9.3.1).
 MAX_SENDS: Final = 2
-_END: Final = EndOfMessage()
-
-
-class Step(enum.Enum):
-    """Where an exchange is (see the module docstring)."""
-
-    PREPARE = "prepare"
-    HOOK = "hook"  #: an async request hook runs
-    ACQUIRE = "acquire"  #: waiting for the pool to lend a connection
-    AWAIT_HEAD = "await-head"  #: the request is going up; the response head is awaited
-    RESPONSE_HOOK = "response-hook"  #: an async response hook runs
-    RELAY = "relay"  #: the response goes to the client
-    TUNNEL = "tunnel"  #: switched protocols: bytes go both ways
-    DONE = "done"
-
-
-class Deadline(enum.Enum):
-    """What an exchange is waiting for, with a time limit."""
-
-    NONE = "none"
-    ACQUIRE = "acquire"  #: a pooled or new upstream connection (``timeouts.connect``)
-    UPSTREAM_READ = "upstream-read"  #: the upstream's silence (``timeouts.read``)
-    UPSTREAM_WRITE = "upstream-write"  #: the upstream taking the request body (``.write``)
 
 
 _PREPARE: Final = Step.PREPARE
@@ -107,31 +86,13 @@ _READ: Final = Deadline.UPSTREAM_READ
 _NO_DEADLINE: Final = Deadline.NONE
 
 
-class ClientSide(Protocol):
-    """What an exchange uses of its client connection's handler (an
-    :class:`~onehop.proxy.inbound.Inbound`): the connection, what it remembers per
-    client, and its one deadline timer."""
-
-    proxy: Router
-    endpoint: Endpoint
-    client: str
-    client_ip: str
-    up_fields: hop.LastFields
-    down_fields: hop.LastFields
-    deadline: Deadline
-    timer: LazyTimer
-
-    def arm(self, deadline: Deadline, delay: float) -> None: ...
-
-    def log_access(self, request: Request, status: int, nbytes: int, origin: Origin | None,
-                   t_up: float, reused: bool | None) -> None: ...
-
-
-class Exchange:
+class Exchange(Downstream):
     """One request through the proxy (see the module docstring).
 
     Owned by its :class:`~onehop.proxy.inbound.Inbound`; every method runs on the
-    event loop. ``conn`` is the upstream connection while one is lent to it.
+    event loop. ``conn`` is the upstream connection while one is lent to it. Its base,
+    :class:`~onehop.proxy.downstream.Downstream`, sends the client what it gets and
+    holds the slots that needs (``conn``, ``response``, ``relay``, ``step`` ...).
     """
 
     __slots__ = (
@@ -139,30 +100,17 @@ class Exchange:
         "authority",
         "body_done",
         "body_sent",
-        "conn",
-        "endpoint",
         "group",
         "has_body",
-        "inbound",
         "loan",
-        "origin",
         "outbound",
         "pending",
-        "proxy",
-        "relay",
-        "request",
-        "response",
-        "reused",
-        "step",
         "t0",
-        "t_up",
         "target",
         "task",
         "trailers",
         "tried",
-        "upgrade",
         "upstream",
-        "waiting_client",
     )
 
     def __init__(self, inbound: ClientSide, request: Request) -> None:
@@ -178,17 +126,17 @@ class Exchange:
         self.authority: bytes | None = None
         self.group: UpstreamGroup | None = None
         self.upstream: Upstream | None = None
-        self.origin: Origin | None = None
+        self.origin = None
         self.tried: list[Upstream] = []
-        self.conn: HTTPConnection | None = None
+        self.conn = None
         self.loan: Loan | None = None
         self.task: asyncio.Task[None] | None = None
         #: The sends so far, made at the first failure (most exchanges never need one).
         self.attempt: Attempt | None = None
         #: The connection lent last carried an earlier exchange.
         self.reused = False
-        self.response: Response | None = None
-        self.relay: Relay | None = None
+        self.response = None
+        self.relay = None
         #: The request has content to stream up; pieces parsed before an upstream
         #: connection was lent wait in ``pending`` (reading pauses meanwhile).
         self.has_body = False
@@ -415,7 +363,6 @@ class Exchange:
             return
         if self.conn is not None and self.response is None:
             self._upload(data)
-        # else: the upstream answered already, or failed: the rest is not wanted.
 
     def _upload(self, data: bytes) -> None:
         conn = self.conn
@@ -494,23 +441,6 @@ class Exchange:
             return
         self._got_head(event)
 
-    def _relay_informational(self, info: InformationalResponse) -> None:
-        """Forward an upstream 1xx (e.g. 103 Early Hints) to the client (RFC 9110 §15.2).
-
-        "A proxy MUST forward 1xx responses unless the proxy itself requested the
-        generation of the 1xx response", but "a server MUST NOT send a 1xx response
-        to an HTTP/1.0 client": those are dropped. ``100 Continue`` is dropped too:
-        the proxy answers ``Expect`` itself, so an upstream 100 answers no
-        expectation of the client's.
-        """
-        if info.status_code == 100 or self.request.http_version == b"1.0":
-            return
-        try:
-            self.endpoint.informational(
-                hop.outbound_informational(info, self.proxy.config.headers))
-        except LocalProtocolError as exc:
-            log.info("client %s: %d not relayed: %s", self.inbound.client, info.status_code, exc)
-
     def _got_head(self, response: Response) -> None:
         self.response = response
         self.t_up = time.monotonic() - self.t0
@@ -538,75 +468,7 @@ class Exchange:
                 response, self.endpoint.response_connection(body_unwanted=not self.body_done))
         self._begin_relay(out)
 
-    # --- RELAY --------------------------------------------------------------------------------
-
-    def _begin_relay(self, out: Response) -> None:
-        conn, response = self.conn, self.response
-        assert conn is not None and response is not None
-        try:
-            head = self.endpoint.core.send(out)
-        except LocalProtocolError as exc:
-            conn.abort(f"response cannot be forwarded: {exc}")
-            self.conn = None
-            self._fail(502, f"Bad Gateway: upstream response cannot be forwarded ({exc})")
-            return
-        self.relay = Relay(self.endpoint.core, conn.core, head, response.connection.options)
-        self.step = _RELAY
-        self._relay()
-
-    def _relay(self) -> None:
-        """Frame what the upstream sent; write it; wait for the upstream or the client."""
-        relay, conn = self.relay, self.conn
-        assert relay is not None and conn is not None
-        endpoint = self.endpoint
-        self.waiting_client = False
-        try:
-            while True:
-                state = relay.gather()
-                if state is DONE:
-                    break
-                endpoint.write(relay.take())
-                if endpoint.flow.write_paused:
-                    self.waiting_client = True  # (``on_writable`` goes on)
-                    self.inbound.deadline = _NO_DEADLINE
-                    return
-                if state is NEED_DATA:
-                    self.inbound.arm(_READ, self.proxy.config.timeouts.read)
-                    return
-        except (RemoteProtocolError, ClientError) as exc:
-            self._relay_failed(exc)
-            return
-        self._done(relay.take())
-
-    def on_writable(self) -> None:
-        if self.step is _RELAY and self.waiting_client:
-            self._relay()
-        elif self.step is _AWAIT_HEAD and self.conn is not None and not self.body_done:
-            pass  # (reading the client is paused by the upstream, not by the client)
-
-    def _relay_failed(self, exc: BaseException) -> None:
-        """Mid-body failure: the head is out, so the only honest signal is to cut the
-        client connection (RFC 9112 §8: an incomplete message)."""
-        self._abandon_upstream(f"response relay failed: {describe(exc)}")
-        self._log(self.response.status_code if self.response else 502)
-        self.step = _DONE_STEP
-        self.endpoint.abort()
-
-    def _done(self, data: bytes) -> None:
-        """The whole response is framed: give the upstream connection back, write the
-        last bytes, and let the endpoint keep or close the client connection."""
-        conn, response = self.conn, self.response
-        assert conn is not None and response is not None
-        self.conn = None
-        self.step = _DONE_STEP
-        self.inbound.deadline = _NO_DEADLINE
-        conn.set_listener(None)
-        if conn.finish_exchange(response):
-            self.proxy.pool.release(conn)
-        self._log(response.status_code)
-        self.endpoint.finish(data)
-
-    # --- tunnels (101, CONNECT) ----------------------------------------------------------------
+    # --- CONNECT ------------------------------------------------------------------------------
 
     def _start_connect(self) -> None:
         """CONNECT (RFC 9110 §9.3.6): a forward proxy opens TCP to an allowed host:port,
@@ -620,27 +482,7 @@ class Exchange:
         self.upgrade = b"connect"
         self._acquire()
 
-    def _open_tunnel(self, switch: InformationalResponse | None) -> None:
-        """Answer 101 (*switch*, the upstream's) or CONNECT's 200, then join the client's
-        connection and the upstream's (:func:`~onehop.proxy.tunnels.join`)."""
-        conn = self.conn
-        assert conn is not None
-        endpoint = self.endpoint
-        head = switch_head(self.request, switch, self.upgrade, self.proxy.config.headers)
-        try:
-            endpoint.write(endpoint.core.send(head))
-        except LocalProtocolError as exc:
-            self._abandon_upstream(f"switch cannot be forwarded: {exc}")
-            self._fail(502, f"Bad Gateway: {exc}", close=True)
-            return
-        self.conn = None
-        self.step = Step.TUNNEL
-        self.inbound.deadline = _NO_DEADLINE
-        conn.set_listener(None)
-        self._log(head.status_code)
-        join(endpoint, conn)
-
-    # --- failures -----------------------------------------------------------------------------
+    # --- failures; the client drains, half-closes or leaves -----------------------------------
 
     def _send_failed(self, exc: BaseException) -> None:
         """Sending, or waiting for the head, failed: resend on a fresh connection when
@@ -709,6 +551,12 @@ class Exchange:
         elif step is _RELAY:
             self._relay_failed(TimeoutError(f"upstream silent for {timeouts.read:g} s"))
 
+    def on_writable(self) -> None:
+        if self.step is _RELAY and self.waiting_client:
+            self._relay()
+        elif self.step is _AWAIT_HEAD and self.conn is not None and not self.body_done:
+            pass  # (reading the client is paused by the upstream, not by the client)
+
     def on_eof(self) -> None:
         pass  # (a half-close: the endpoint's ``half_close_abandons`` rule applies)
 
@@ -726,25 +574,3 @@ class Exchange:
         if task is not None:
             task.cancel()
         self._abandon_upstream("client disconnected")
-
-    def _abandon_upstream(self, reason: str) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.set_listener(None)
-            conn.abort(reason)
-
-    def _fail(self, status: int, text: str, *, close: bool = False) -> None:
-        """Answer with a short text (the proxy's own answer: nothing relayed)."""
-        self.step = _DONE_STEP
-        self.inbound.deadline = _NO_DEADLINE
-        self._log(status)
-        self.endpoint.send_error(status, text, close=close)
-
-    def _log(self, status: int) -> None:
-        proxy = self.proxy
-        proxy.requests += 1
-        if proxy.log_access:
-            relay = self.relay
-            self.inbound.log_access(
-                self.request, status, relay.nbytes if relay is not None else 0, self.origin,
-                self.t_up, None if self.t_up == 0.0 else self.reused)

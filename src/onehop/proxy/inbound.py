@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Final
 from onehop._aio.timer import LazyTimer
 from onehop.core import Request
 from onehop.proxy import hop
-from onehop.proxy.exchange import Deadline, Exchange
+from onehop.proxy.downstream import Deadline
+from onehop.proxy.exchange import Exchange
 
 if TYPE_CHECKING:
     from onehop._aio.handlers import Endpoint

@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "serve", help="run an ASGI application (HTTP/1.0, 1.1 and 2, lifespan, TLS)",
         description="Run an ASGI application with RFC 9112 §9 connection management. "
-                    "Flags follow uvicorn's (docs/uvicorn.md lists every difference).",
+                    "Flags follow uvicorn's (the README's \"Moving from uvicorn\" lists "
+                    "every difference).",
         formatter_class=HelpFormatter,
     )
     p.add_argument("app", help="the application, as module:attribute")
