@@ -406,6 +406,31 @@ def test_field_section_over_the_announced_limit_is_refused_rfc9113_6_5_2() -> No
 
 
 
+def test_rapid_reset_ends_the_connection_with_enhance_your_calm_cve_2023_44487() -> None:
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(5)
+
+    with running(slow, h2_max_concurrent_streams=10) as server, _wire(server) as wire:
+        for _ in range(40):  # open and cancel, over and over: 2 x 10 streams is the limit
+            sid = wire.request("GET", "/", _authority(server))
+            wire.conn.reset_stream(sid, 8)
+            wire._flush()
+        wire.settle(1.0)
+    assert wire.goaway is not None and wire.goaway[1] == 0xB  # ENHANCE_YOUR_CALM
+    assert wire.closed
+
+
+def test_a_few_cancelled_streams_are_normal() -> None:
+    with running(hello, h2_max_concurrent_streams=10) as server, _wire(server) as wire:
+        for _ in range(5):
+            sid = wire.request("GET", "/", _authority(server))
+            wire.conn.reset_stream(sid, 8)
+            wire._flush()
+        assert wire.get("/after", _authority(server)).status == 200
+    assert wire.goaway is None
+
+
 def test_settings_announce_the_configured_limits_rfc9113_6_5_2() -> None:
     with running(hello, h2_max_concurrent_streams=7, h2_initial_window_size=1 << 20) as server, \
             _wire(server) as wire:

@@ -142,7 +142,7 @@ class Http2Connection:
     """
 
     __slots__ = ("_deadline", "_timer", "closed", "config", "factory", "flush_scheduled",
-                 "goaway_last", "h2", "loop", "owner", "pending", "requests", "state",
+                 "goaway_last", "h2", "loop", "owner", "pending", "requests", "resets", "state",
                  "streams", "transport_paused")
 
     def __init__(self, owner: Owner, factory: HandlerFactory) -> None:
@@ -179,6 +179,8 @@ class Http2Connection:
         #: The last stream id a GOAWAY of ours let in (None: no GOAWAY sent).
         self.goaway_last: int | None = None
         self.requests = 0
+        #: Requests the client reset before their answer was complete.
+        self.resets = 0
         self._deadline = Deadline.HEADER
         self._timer = LazyTimer(self.loop, self._timer_fired)
         self._timer.arm(config.header_timeout)
@@ -220,6 +222,8 @@ class Http2Connection:
             elif kind is StreamReset:
                 stream = self.streams.get(ev.stream_id)
                 if stream is not None:
+                    if not stream.complete:
+                        self._cancelled()
                     stream.lost(reset=False)
             elif kind is RemoteSettingsChanged:
                 if SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
@@ -322,6 +326,20 @@ class Http2Connection:
                 stream.request_ended()
             elif self.config.body_timeout is not None:
                 stream.arm_body_timer()
+
+    def _cancelled(self) -> None:
+        """A client reset a stream before its answer was complete. A few are normal (a
+        browser that navigates away); a connection that opens and resets streams without
+        end makes work the stream limit never bounds (the "rapid reset" attack,
+        CVE-2023-44487): past twice the stream limit, and more than half of all requests,
+        it gets GOAWAY ENHANCE_YOUR_CALM (RFC 9113 §5.4.1, §7)."""
+        self.resets += 1
+        limit = 2 * self.config.http2.max_concurrent_streams
+        if self.resets > limit and 2 * self.resets > self.requests and not self.closed:
+            error_log.warning("%s: HTTP/2 client reset %d of %d requests: closing",
+                              self._peer(), self.resets, self.requests)
+            self.h2.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+            self._terminate()
 
     def stream_closed(self, stream: Stream) -> None:
         """*stream* is over on both sides: forget it; close when draining, else time idleness."""
