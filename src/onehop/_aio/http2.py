@@ -200,36 +200,42 @@ class Http2Connection:
             return
         for index, event in enumerate(events):
             ev: Any = event  # (dispatched on its exact type: cheaper than isinstance)
-            kind = type(ev)
-            if kind is RequestReceived:
-                self._request(ev, events, index)
-            elif kind is DataReceived:
-                stream = self.streams.get(ev.stream_id)
-                if stream is not None:
-                    stream.data_received(ev.data, ev.flow_controlled_length)
-                else:  # (a stream we reset or refused: keep the connection window open)
-                    self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            elif kind is StreamEnded:
-                stream = self.streams.get(ev.stream_id)
-                if stream is not None:
-                    stream.request_ended()
-            elif kind is WindowUpdated:
-                self._window_opened(ev.stream_id)
-            elif kind is TrailersReceived:
-                stream = self.streams.get(ev.stream_id)
-                if stream is not None:
-                    stream.trailers_received(ev.headers)
-            elif kind is StreamReset:
-                stream = self.streams.get(ev.stream_id)
-                if stream is not None:
-                    if not stream.complete:
-                        self._cancelled()
-                    stream.lost(reset=False)
-            elif kind is RemoteSettingsChanged:
-                if SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
-                    self._window_opened(0)
-            elif kind is ConnectionTerminated:
-                self._peer_goaway(ev)
+            try:
+                kind = type(ev)
+                if kind is RequestReceived:
+                    self._request(ev, events, index)
+                elif kind is DataReceived:
+                    stream = self.streams.get(ev.stream_id)
+                    if stream is not None:
+                        stream.data_received(ev.data, ev.flow_controlled_length)
+                    else:  # (a stream we reset or refused: keep the connection window open)
+                        self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif kind is StreamEnded:
+                    stream = self.streams.get(ev.stream_id)
+                    if stream is not None:
+                        stream.request_ended()
+                elif kind is WindowUpdated:
+                    self._window_opened(ev.stream_id)
+                elif kind is TrailersReceived:
+                    stream = self.streams.get(ev.stream_id)
+                    if stream is not None:
+                        stream.trailers_received(ev.headers)
+                elif kind is StreamReset:
+                    stream = self.streams.get(ev.stream_id)
+                    if stream is not None:
+                        if not stream.complete:
+                            self._cancelled()
+                        stream.lost(reset=False)
+                elif kind is RemoteSettingsChanged:
+                    if SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
+                        self._window_opened(0)
+                elif kind is ConnectionTerminated:
+                    self._peer_goaway(ev)
+            except Exception:  # a handler's bug costs its stream only, as on HTTP/1
+                error_log.exception("%s: request handler failed", self._peer())
+                failed = self.streams.get(getattr(ev, "stream_id", 0) or 0)
+                if failed is not None:
+                    failed.send_error(500, "Internal Server Error")
             if self.closed:
                 return
         self._flush()
