@@ -122,6 +122,9 @@ class Answer:
         endpoint.finish(out)
         return self
 
+    def on_closed(self) -> None:
+        pass
+
     def on_body(self, data: bytes) -> None:
         pass
 

@@ -317,3 +317,34 @@ def test_chromium_loads_a_page_of_many_resources_through_the_proxy_over_h2(
     assert verdict is not None, "the page did not finish loading"
     seen = json.loads(verdict)
     assert seen == {"ok": RESOURCES, "nav": "h2", "protocols": ["h2"]}, seen
+
+
+def test_each_stream_and_connection_releases_its_timer_when_over(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler's lazily re-armed timer keeps it (and its last exchange) alive until the
+    handle fires, up to ``timeouts.read``: the endpoint tells the handler when its
+    connection, or HTTP/2 stream, is over, and the timer is cancelled (found with h2load:
+    about 6 KiB per request held for 60 s, and per connection for HTTP/1.1 ``close``)."""
+    from onehop.proxy import inbound
+
+    made: list[inbound.Inbound] = []
+    real = inbound.Inbound.__init__
+
+    def record(self: inbound.Inbound, *args: object) -> None:
+        real(self, *args)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(inbound.Inbound, "__init__", record)
+    with LeakyUpstream() as up, _proxy(up.port) as p:
+        with H2Wire("127.0.0.1", p.port) as wire:
+            for i in range(5):
+                assert wire.get(f"/{i}", "a").status == 200
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", p.port), timeout=5) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                while sock.recv(65536):
+                    pass
+        time.sleep(0.3)
+        pending = [i for i in made if i.timer.pending]
+    assert len(made) >= 8  # (5 streams, 1 HTTP/2 connection, 3 HTTP/1.1 connections)
+    assert pending == []

@@ -229,6 +229,7 @@ class ServerEndpoint(asyncio.Protocol):
         self.mode = Mode.CLOSED
         self._parsing = False
         self.flow.close()
+        self.handler.on_closed()
         if (mode is _TUNNEL or mode is _HTTP2) and self.tunnel is not None:
             self.tunnel.connection_lost(exc)
             return
@@ -749,6 +750,9 @@ class _Http2Only:
         endpoint.send_error(505, "HTTP Version Not Supported: this server speaks HTTP/2 only "
                                  "(prior knowledge on cleartext, ALPN h2 on TLS)")
         return _NOTHING
+
+    def on_closed(self) -> None:
+        pass
 
 
 class _Nothing:

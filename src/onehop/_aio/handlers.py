@@ -113,6 +113,12 @@ class ConnectionHandler(Protocol):
         the handler that gets its body and the connection's news."""
         ...
 
+    def on_closed(self) -> None:
+        """The connection (over HTTP/2: the stream) is over and no request will follow:
+        release what is held for it (a timer whose pending handle would keep this
+        handler alive until it fires). Called once, from the event loop."""
+        ...
+
 
 #: Makes the :class:`ConnectionHandler` of a connection (HTTP/1.x) or of a stream (HTTP/2).
 HandlerFactory = Callable[[Endpoint], ConnectionHandler]

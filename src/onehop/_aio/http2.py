@@ -82,7 +82,12 @@ else:
     AVAILABLE = True
 
 if TYPE_CHECKING:
-    from onehop._aio.handlers import HandlerFactory, RequestHandler, TunnelReceiver
+    from onehop._aio.handlers import (
+        ConnectionHandler,
+        HandlerFactory,
+        RequestHandler,
+        TunnelReceiver,
+    )
     from onehop._aio.serving import ServingConfig, ServingState
 
 error_log: Final = logging.getLogger("onehop.error")
@@ -325,7 +330,8 @@ class Http2Connection:
                 stream.send_error(413, "Content Too Large: the request body is over "
                                        f"{max_body} bytes")
                 return
-        handler = self.factory(stream).on_request(stream, request)
+        stream.connection_handler = self.factory(stream)
+        handler = stream.connection_handler.on_request(stream, request)
         if not stream.complete:
             stream.handler = handler
             if ends:
@@ -348,9 +354,15 @@ class Http2Connection:
             self._terminate()
 
     def stream_closed(self, stream: Stream) -> None:
-        """*stream* is over on both sides: forget it; close when draining, else time idleness."""
-        self.streams.pop(stream.sid, None)
+        """*stream* is over on both sides: forget it (its handler is told, once); close when
+        draining, else time idleness."""
+        if self.streams.pop(stream.sid, None) is None:
+            return
         self.pending.pop(stream.sid, None)
+        handler = stream.connection_handler
+        if handler is not None:
+            stream.connection_handler = None
+            handler.on_closed()
         if self.streams or self.closed:
             return
         if self.goaway_last is not None:
@@ -486,8 +498,8 @@ class Stream:
     """
 
     __slots__ = ("_body_timer", "body_complete", "client_addr", "complete", "conn",
-                 "core", "counted", "ended", "flow", "handler", "inbox", "loop",
-                 "read_paused", "received", "scheme", "server_addr", "sid", "trailers",
+                 "connection_handler", "core", "counted", "ended", "flow", "handler", "inbox",
+                 "loop", "read_paused", "received", "scheme", "server_addr", "sid", "trailers",
                  "tunnel")
 
     def __init__(self, conn: Http2Connection, sid: int, method: bytes) -> None:
@@ -501,6 +513,8 @@ class Stream:
         self.flow = FlowControl()
         self.core = StreamCore(self, method == b"HEAD")
         self.handler: RequestHandler | None = None
+        #: What the endpoint's factory made for this stream (told when the stream is over).
+        self.connection_handler: ConnectionHandler | None = None
         self.tunnel: TunnelReceiver | None = None
         #: The request's content is all here (END_STREAM received).
         self.body_complete = False

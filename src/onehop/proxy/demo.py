@@ -33,6 +33,9 @@ class EchoConnection:
     def on_request(self, endpoint: Endpoint, request: Request) -> EchoRequest:
         return EchoRequest(self, endpoint, request)
 
+    def on_closed(self) -> None:
+        pass
+
 
 class EchoRequest:
     """Counts the request body, then answers with the head as received."""

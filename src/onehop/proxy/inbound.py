@@ -69,6 +69,14 @@ class Inbound:
         exchange.start()
         return exchange
 
+    def on_closed(self) -> None:
+        """The client connection (or HTTP/2 stream) is over: cancel the timer, whose
+        pending handle would otherwise keep this handler and its last exchange alive
+        until it fires (up to ``timeouts.read``: with a handler per HTTP/2 stream,
+        every stream's)."""
+        self.deadline = _NONE
+        self.timer.cancel()
+
     def arm(self, deadline: Deadline, delay: float) -> None:
         """Time the current exchange's wait for *deadline* (replacing any other)."""
         self.deadline = deadline

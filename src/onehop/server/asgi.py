@@ -102,6 +102,9 @@ class AsgiService:
         self.tasks.add(task)
         return cycle
 
+    def on_closed(self) -> None:
+        pass  # (one service for every connection: nothing is kept per connection)
+
     def live_tasks(self) -> set[asyncio.Task[None]]:
         """``tasks`` without any that ended unseen (cancelled before their first step)."""
         done = [task for task in self.tasks if task.done()]
