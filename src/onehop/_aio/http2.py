@@ -77,9 +77,9 @@ try:
     from h2.settings import SettingCodes, Settings
     from hyperframe.frame import GoAwayFrame
 except ImportError:  # pragma: no cover - h2 is a dependency; a stripped install lacks it
-    AVAILABLE = False
-else:
-    AVAILABLE = True
+    # (ServingConfig then turns HTTP/2 off, with one warning naming onehop[h2], and this
+    # module's classes are never made.)
+    pass
 
 if TYPE_CHECKING:
     from onehop._aio.handlers import (
@@ -95,8 +95,6 @@ error_log: Final = logging.getLogger("onehop.error")
 #: The client connection preface (RFC 9113 §3.4): the first bytes of every HTTP/2
 #: connection, chosen so that an HTTP/1.x server fails on it rather than answering.
 PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-#: Install hint when the ``h2`` package is missing.
-MISSING: Final = "HTTP/2 needs the h2 package: pip install 'onehop[h2]'"
 
 #: A stream's output waiting (for the peer's window, the transport or the next flush)
 #: past this many bytes pauses its writer; below ``LOW_WATER`` it resumes (the
