@@ -169,11 +169,14 @@ def test_sigterm_during_a_slow_request_lets_curl_get_its_answer_rfc9112_9_6(
 ) -> None:
     """Graceful shutdown: a request in flight when SIGTERM comes is answered (with
     ``close``), not cut: curl gets its 200, not "(52) Empty reply from server"."""
+    in_flight = threading.Event()
+
     def slow(sock: socket.socket, index: int) -> None:
         while head := read_head(sock):
             if b"/slow" not in head:
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 continue
+            in_flight.set()
             time.sleep(1.0)
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
 
@@ -187,7 +190,10 @@ def test_sigterm_during_a_slow_request_lets_curl_get_its_answer_rfc9112_9_6(
             curl = subprocess.Popen(
                 ["curl", "-sS", "-i", f"http://127.0.0.1:{port}/slow"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(0.4)
+            # SIGTERM once the request is in flight (has reached the upstream): a
+            # connection still in the listen queue when the workers stop accepting is
+            # not in flight, and is reset, as nginx's and uvicorn's would be.
+            assert in_flight.wait(10), "the request never reached the upstream"
             proc.send_signal(signal.SIGTERM)
             out, err = curl.communicate(timeout=10)
             assert proc.wait(15) == 0
