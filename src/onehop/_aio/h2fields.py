@@ -3,7 +3,7 @@
 HTTP/2 has no connection-specific header fields: the framing layer carries
 what ``Connection``, ``Keep-Alive``, ``Transfer-Encoding`` and ``Upgrade`` do in
 HTTP/1.1 (RFC 9113 §8.2.2). Two functions keep that rule, one per direction,
-and every HTTP/2 stream goes through them (:mod:`onehop._aio.http2`):
+and every HTTP/2 stream goes through them (:mod:`onehop._aio.h2stream`):
 
 - :func:`request_from_fields` turns a request's field block into the
   :class:`~onehop.core.Request` handlers already take. A request carrying a
