@@ -323,7 +323,12 @@ class Stream:
             self.resume_reading()  # (what waited goes to the tunnel now)
 
     def abort(self) -> None:
-        """Cut this stream (RST_STREAM INTERNAL_ERROR): a failure mid-response."""
+        """Cut this stream (RST_STREAM INTERNAL_ERROR): a failure mid-response. What was
+        written goes out first, as far as the peer's window allows, as written bytes do
+        on a TCP connection cut after them (a WebSocket's close frame before its cut)."""
+        if self.core.queued and not self.ended:
+            self.core.push()
+            self.conn.want_flush()
         self._reset(ErrorCodes.INTERNAL_ERROR)
 
     def close(self) -> None:

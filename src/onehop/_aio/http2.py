@@ -37,7 +37,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from onehop._aio.h2fields import MalformedFields, request_from_fields
+from onehop._aio.h2fields import WEBSOCKET, MalformedFields, request_from_fields
 from onehop._aio.h2stream import Peer, Stream
 from onehop._aio.timer import LazyTimer
 
@@ -112,9 +112,9 @@ class Http2Connection:
     streams with output to push (``pending``) and the timer.
     """
 
-    __slots__ = ("_deadline", "_timer", "closed", "config", "factory", "flush_scheduled",
-                 "goaway_last", "h2", "loop", "owner", "pending", "requests", "resets", "state",
-                 "streams", "transport_paused")
+    __slots__ = ("_deadline", "_timer", "closed", "config", "extended_connect", "factory",
+                 "flush_scheduled", "goaway_last", "h2", "loop", "owner", "pending", "requests",
+                 "resets", "state", "streams", "transport_paused")
 
     def __init__(self, owner: Owner, factory: HandlerFactory) -> None:
         self.owner = owner
@@ -130,11 +130,16 @@ class Http2Connection:
             # outbound ones are built valid there.
             validate_inbound_headers=False, normalize_inbound_headers=False,
             validate_outbound_headers=False, normalize_outbound_headers=False))
-        conn.local_settings = Settings(client=False, initial_values={
+        announced = {
             SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
             SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
             SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
-        })
+        }
+        #: Extended CONNECT is announced (RFC 8441 §3): a ``:protocol`` may come.
+        self.extended_connect = config.extended_connect
+        if config.extended_connect:
+            announced[SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
+        conn.local_settings = Settings(client=False, initial_values=announced)
         # (Values given as initial_values are h2's current ones, never "acknowledged": the
         # decoder's limit must be set here, or it stays at h2's default.)
         conn.decoder.max_header_list_size = settings.max_header_list_size
@@ -237,13 +242,17 @@ class Http2Connection:
 
     def shutdown(self) -> None:
         """Graceful shutdown (RFC 9113 §6.8): GOAWAY naming the last stream taken; the
-        open streams finish, then the connection closes. Idle: it closes now."""
+        open streams finish, then the connection closes (a stream that switched
+        protocols hears it as an HTTP/1 connection would). Idle: it closes now."""
         if self.closed:
             return
         if not self.streams:
             self._close()
             return
         self._goaway()
+        for stream in list(self.streams.values()):
+            if stream.tunnel is not None:
+                stream.tunnel.shutdown()  # (a WebSocket closes with 1012; a tunnel lasts)
 
     # --- streams ------------------------------------------------------------------------------
 
@@ -261,7 +270,8 @@ class Http2Connection:
             self._timer.disarm()
         ends = event.stream_ended is not None or _ends_at_once(sid, events, index)
         try:
-            request, _protocol = request_from_fields(event.headers, ends_stream=ends)
+            request, protocol = request_from_fields(event.headers, ends_stream=ends,
+                                                    extended_connect=self.extended_connect)
         except MalformedFields as exc:
             error_log.info("%s: HTTP/2 stream %d: malformed request: %s", self.peer(), sid,
                            exc)
@@ -269,10 +279,12 @@ class Http2Connection:
                 # RFC 9113 §8.1.1: "MUST be treated as a stream error of type PROTOCOL_ERROR".
                 self.h2.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR)
                 return
-            stream = Stream(self, sid, b"GET")
-            stream.body_complete = ends
-            self.streams[sid] = stream
-            stream.send_error(400, f"Bad Request: {exc}")
+            self._answer_alone(sid, ends, 400, f"Bad Request: {exc}")
+            return
+        if protocol is not None and protocol.lower() != WEBSOCKET:
+            self._answer_alone(sid, ends, 501, "Not Implemented: no :protocol "
+                               f"{protocol.decode('latin-1')!r} here, only websocket "
+                               "(RFC 8441 §4)")
             return
         stream = Stream(self, sid, request.method)
         self.streams[sid] = stream
@@ -302,8 +314,16 @@ class Http2Connection:
             stream.handler = handler
             if ends:
                 stream.request_ended()
-            elif self.config.body_timeout is not None:
-                stream.arm_body_timer()
+            elif self.config.body_timeout is not None and protocol is None:
+                stream.arm_body_timer()  # (an extended CONNECT's DATA is no body)
+
+    def _answer_alone(self, sid: int, ends: bool, status: int, text: str) -> None:
+        """Answer a request no handler sees (malformed, or a protocol not served) with
+        *status* on its stream; the connection goes on."""
+        stream = Stream(self, sid, b"GET")
+        stream.body_complete = ends
+        self.streams[sid] = stream
+        stream.send_error(status, text)
 
     def _cancelled(self) -> None:
         """A client reset a stream before its answer was complete. A few are normal (a
