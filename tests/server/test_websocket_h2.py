@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests import browser
 from tests.browser import needs_chromium
 from tests.h2ws import H2WebSocket, announces_extended_connect
 from tests.helpers import free_port, wait_for
+from tests.probe.peers import running as running_cmd
 from tests.server.certs import Certs, make_certs
 from tests.server.helpers import running
 from tests.server.test_websocket import FirstEvent, echo, page_and_echo
@@ -294,43 +294,31 @@ def test_two_websockets_and_requests_share_one_connection_rfc9113_5() -> None:
 # --- another server, and a browser --------------------------------------------------------
 
 
-HYPERCORN_APP = """
+def echo_app_source(prefix: str) -> str:
+    """An ASGI module for a server run as a command: echoes text with *prefix*."""
+    return f"""
 async def app(scope, receive, send):
     if scope["type"] != "websocket":
         return
     await receive()
-    await send({"type": "websocket.accept"})
+    await send({{"type": "websocket.accept"}})
     while (m := await receive())["type"] != "websocket.disconnect":
-        await send({"type": "websocket.send", "text": "hypercorn:" + m["text"]})
+        await send({{"type": "websocket.send", "text": {prefix!r} + m["text"]}})
 """
 
 
 def test_the_test_client_speaks_rfc8441_with_hypercorn_too(tmp_path: Path) -> None:
     """The client's handshake and framing are checked against another implementation."""
-    (tmp_path / "hcapp.py").write_text(HYPERCORN_APP)
+    (tmp_path / "hcapp.py").write_text(echo_app_source("hypercorn:"))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hypercorn", "--bind",
-                             f"127.0.0.1:{port}", "hcapp:app"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wire = None
-        deadline = time.monotonic() + 10
-        while wire is None:
-            try:
-                wire = H2Wire("127.0.0.1", port)
-            except OSError:
-                assert time.monotonic() < deadline, "hypercorn did not start"
-                time.sleep(0.1)
-        with wire:
-            assert announces_extended_connect(wire)
-            ws = H2WebSocket(wire, "/", f"127.0.0.1:{port}")
-            ws.send("hi")
-            assert ws.recv() == "hypercorn:hi"
-            ws.close()
-        assert ws.close_code == 1000
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    cmd = [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "hcapp:app"]
+    with running_cmd(cmd, port, cwd=tmp_path), H2Wire("127.0.0.1", port) as wire:
+        assert announces_extended_connect(wire)
+        ws = H2WebSocket(wire, "/", f"127.0.0.1:{port}")
+        ws.send("hi")
+        assert ws.recv() == "hypercorn:hi"
+        ws.close()
+    assert ws.close_code == 1000
 
 
 @pytest.fixture(scope="module")
