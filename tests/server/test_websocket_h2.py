@@ -202,7 +202,9 @@ def test_close_codes_both_ways_rfc6455_7_4(engine: str) -> None:
         assert ws.recv() is None
         wire.wait(ws.sid)
     assert (ws.close_code, ws.close_reason) == (4000, "bye")
-    assert ws.response.ended and ws.response.reset is None  # an orderly END_STREAM
+    # An orderly END_STREAM; a RST_STREAM NO_ERROR may follow if the client kept its half
+    # open (RFC 9113 §8.1): the closing handshake is over, nothing it sends is wanted.
+    assert ws.response.ended and ws.response.reset in (None, 0)
 
 
 def test_pings_are_sent_and_answered_pongs_keep_it_open_rfc6455_5_5_2(engine: str) -> None:

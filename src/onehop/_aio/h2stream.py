@@ -332,8 +332,14 @@ class Stream:
         self._reset(ErrorCodes.INTERNAL_ERROR)
 
     def close(self) -> None:
-        """End this stream: a tunnel's output ends; an unfinished answer is cancelled."""
+        """End this stream as closing a connection would. A tunnel's output ends
+        (END_STREAM, after what it wrote) and its receiver is done: whatever the client
+        still sends is refused with RST_STREAM NO_ERROR once the END_STREAM is out (RFC
+        9113 §8.1), so a client that never ends its half (after a WebSocket's closing
+        handshake, RFC 8441 §4) does not hold the stream. An unfinished answer is
+        cancelled. (``write_eof`` is the half-close that keeps the client's half open.)"""
         if self.tunnel is not None and not self.ended:
+            self.tunnel = None
             self.core.end(EMPTY_HEADERS)
             return
         if not self.ended:
