@@ -35,14 +35,16 @@ class H2WebSocket:
 
     ``recv`` returns the next message (``str`` or ``bytes``), or None once the
     server's close frame came or the stream ended (``close_code``/``close_reason``
-    then say how). Pings from the
+    then say how). *early* is a message sent right after the request, before the
+    answer. Pings from the
     server are answered unless ``answer_pings`` is False.
     """
 
     def __init__(self, wire: H2Wire, path: str, authority: str, *, scheme: str = "http",
                  subprotocols: Sequence[str] = (), deflate: bool = True,
                  fields: Sequence[tuple[bytes, bytes]] = (), protocol: bytes = b"websocket",
-                 version: bytes = b"13", timeout: float = 5.0) -> None:
+                 version: bytes = b"13", early: str | None = None,
+                 timeout: float = 5.0) -> None:
         self.wire = wire
         self.timeout = timeout
         self.answer_pings = True
@@ -57,16 +59,18 @@ class H2WebSocket:
             offer = build_extension([(f.name, f.get_request_params()) for f in factories])
             head.append((b"sec-websocket-extensions", offer.encode()))
         head.extend(fields)
-        self.sid = wire.send_headers(head, end=False)
-        self.response: H2Response = wire.responses[self.sid]
-        self._until(lambda: bool(self.response.fields) or self._stream_over())
-        self.status = self.response.status
-        self._taken = 0
         ws_scheme = "wss" if scheme == "https" else "ws"
         self.proto = ClientProtocol(parse_uri(f"{ws_scheme}://{authority}{path}"),
                                     state=State.OPEN, extensions=factories or None,
                                     subprotocols=[Subprotocol(p) for p in subprotocols] or None,
                                     max_size=None)
+        self.sid = wire.send_headers(head, end=False)
+        self.response: H2Response = wire.responses[self.sid]
+        if early is not None:  # (before the answer: no extension is agreed yet)
+            self.send(early)
+        self._until(lambda: bool(self.response.fields) or self._stream_over())
+        self.status = self.response.status
+        self._taken = 0
         self.subprotocol: str | None = None
         if self.status == 200:
             headers = Headers([(n.decode("latin-1"), v.decode("latin-1"))

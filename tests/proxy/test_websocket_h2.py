@@ -61,8 +61,9 @@ def test_websocket_from_an_http2_client_to_an_http11_onehop_origin_rfc8441_5() -
     app = Recording(echo)
     with running(app, http="h11") as origin, _proxy(origin.port) as p, \
             H2Wire("127.0.0.1", p.port) as wire:
-        ws = _open(p, wire, "/proto", subprotocols=["a", "b"],
-                   fields=[(b"origin", b"http://example.test")])
+        ws = _open(p, wire, "/proto", subprotocols=["a", "b"], deflate=False,
+                   fields=[(b"origin", b"http://example.test")], early="early")
+        assert ws.recv() == "early"  # (it waited for the tunnel)
         ws.send("hello")
         text = ws.recv()
         ws.send(b"\x00\xff" * 50_000)  # 100 KB: the stream's window and the tunnel's marks

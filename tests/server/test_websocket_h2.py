@@ -281,6 +281,18 @@ def test_app_that_does_not_read_closes_the_streams_window_backpressure() -> None
     assert 16 * len(frame) < sent < 2 * 1024 * 1024, sent
 
 
+def test_a_message_sent_before_the_200_waits_for_the_switch_rfc8441_4() -> None:
+    async def slow_echo(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.3)  # (the early message is on its way meanwhile)
+        await echo(scope, receive, send)
+
+    with running(slow_echo) as server, H2Wire("127.0.0.1", server.port) as wire:
+        ws = _open(server, wire, deflate=False, early="sent early")
+        assert ws.recv() == "sent early"
+        ws.close()
+    assert ws.status == 200
+
+
 def test_two_websockets_and_requests_share_one_connection_rfc9113_5() -> None:
     with running(echo) as server, H2Wire("127.0.0.1", server.port) as wire:
         one, two = _open(server, wire), _open(server, wire)

@@ -310,8 +310,8 @@ class Stream:
             self.arm_body_timer()
 
     def switch(self, receiver: TunnelReceiver) -> None:
-        """After a ``CONNECT`` 2xx: the stream's DATA both ways is the tunnel's
-        (RFC 9113 §8.5); END_STREAM is its half-close."""
+        """After a ``CONNECT`` 2xx (or an extended CONNECT's 200, RFC 8441): the stream's
+        DATA both ways is the tunnel's (RFC 9113 §8.5); END_STREAM is its half-close."""
         self.tunnel = receiver
         self.handler = None
         if not self.complete:

@@ -288,6 +288,11 @@ class Http2Connection:
             return
         stream = Stream(self, sid, request.method)
         self.streams[sid] = stream
+        if protocol is not None:
+            # (An extended CONNECT's DATA are the protocol's, RFC 8441 §4: they wait,
+            # unacknowledged, for the handler's switch, as bytes after an HTTP/1.1 upgrade
+            # request wait for the 101.)
+            stream.read_paused = True
         limit = self.config.max_requests_per_connection
         if limit is not None and self.requests >= limit and self.goaway_last is None:
             self._goaway()  # (this one is still served)

@@ -402,7 +402,8 @@ class Exchange(Downstream):
             self._send_failed(exc)
 
     def upstream_writable(self) -> None:
-        if self.step is _AWAIT_HEAD and not self.body_done and self.response is None:
+        if (self.has_body and self.step is _AWAIT_HEAD and not self.body_done
+                and self.response is None):
             self.inbound.arm(_READ, self.proxy.config.timeouts.read)
             self.endpoint.resume_reading()
 
