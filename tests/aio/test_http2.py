@@ -77,6 +77,43 @@ def test_connect_takes_authority_alone_and_has_no_content_rfc9113_8_5() -> None:
                              (b":path", b"/")], ends_stream=False)
 
 
+EXTENDED = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"https"),
+            (b":authority", b"a.test"), (b":path", b"/chat?room=1")]
+
+
+def test_extended_connect_for_websocket_becomes_the_get_it_replaces_rfc8441_5() -> None:
+    request, protocol = request_from_fields(
+        [*EXTENDED, (b"sec-websocket-version", b"13"), (b"te", b"trailers")],
+        ends_stream=False, extended_connect=True)
+    assert protocol == b"websocket"
+    assert (request.method, request.target, request.http_version) == (
+        b"GET", b"/chat?room=1", b"2")
+    assert request.connection.upgrade == [b"websocket"]  # (as RFC 6455 §4.1 would send it)
+    assert request.connection.fields.raw() == [(b"upgrade", b"websocket"), (b"te", b"trailers")]
+    assert request.headers.raw() == [(b"host", b"a.test"), (b"sec-websocket-version", b"13")]
+
+
+def test_extended_connect_for_another_protocol_stays_a_connect_without_content_rfc8441_4(
+        ) -> None:
+    request, protocol = request_from_fields(
+        [(n, b"connect-udp" if n == b":protocol" else v) for n, v in EXTENDED],
+        ends_stream=False, extended_connect=True)
+    assert protocol == b"connect-udp"
+    assert (request.method, request.target) == (b"CONNECT", b"/chat?room=1")
+    assert request.connection is NO_CONNECTION_INFO  # (its DATA is the protocol's, no body)
+
+
+def test_protocol_is_a_reset_unless_the_setting_was_sent_rfc8441_3() -> None:
+    with pytest.raises(MalformedFields) as caught:
+        request_from_fields(EXTENDED, ends_stream=False)
+    assert caught.value.reset
+    for missing in (b":scheme", b":path", b":authority"):
+        with pytest.raises(MalformedFields) as caught:
+            request_from_fields([f for f in EXTENDED if f[0] != missing], ends_stream=False,
+                                extended_connect=True)
+        assert not caught.value.reset, missing  # (a 400: malformed, RFC 8441 §4)
+
+
 def test_trailers_with_a_pseudo_header_or_connection_field_are_malformed() -> None:
     assert trailers_from_fields([(b"x-sum", b"1")]).raw() == [(b"x-sum", b"1")]
     with pytest.raises(MalformedFields):

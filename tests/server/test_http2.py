@@ -252,7 +252,7 @@ def test_te_trailers_is_allowed_in_a_request_rfc9113_8_2_2() -> None:
     ([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b"x", b"1"),
       (b":authority", b"a")], "pseudo-header after a regular field"),
     ([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"),
-      (b":protocol", b"websocket")], "extended CONNECT not offered"),
+      (b":protocol", b"websocket")], ":protocol on a GET (RFC 8441 §4)"),
     ([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b"x", b" padded")],
      "whitespace around a value"),
 ])

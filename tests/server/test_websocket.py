@@ -180,13 +180,21 @@ def test_subprotocol_chosen_by_the_app_rfc6455_1_9(engine: str) -> None:
         assert _run(client(server.port)) == "b"
 
 
-def test_close_codes_both_ways_rfc6455_7_4(engine: str) -> None:
-    seen: list[dict[str, Any]] = []
+class FirstEvent:
+    """Accepts, then keeps the first event the app receives (``seen``); for close codes."""
 
-    async def recorder(scope: Any, receive: Any, send: Any) -> None:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "websocket.accept"})
-        seen.append(await receive())
+        self.seen.append(await receive())
+
+
+def test_close_codes_both_ways_rfc6455_7_4(engine: str) -> None:
+    recorder = FirstEvent()
+    seen = recorder.seen
 
     async def closes_1001(port: int) -> None:
         async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:

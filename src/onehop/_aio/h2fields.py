@@ -3,7 +3,7 @@
 HTTP/2 has no connection-specific header fields: the framing layer carries
 what ``Connection``, ``Keep-Alive``, ``Transfer-Encoding`` and ``Upgrade`` do in
 HTTP/1.1 (RFC 9113 §8.2.2). Two functions keep that rule, one per direction,
-and every HTTP/2 stream goes through them (:mod:`onehop._aio.http2`):
+and every HTTP/2 stream goes through them (:mod:`onehop._aio.h2stream`):
 
 - :func:`request_from_fields` turns a request's field block into the
   :class:`~onehop.core.Request` handlers already take. A request carrying a
@@ -62,6 +62,11 @@ _VALUE_RE: Final = re.compile(
 UNSIZED_BODY: Final = ConnectionInfo.from_parsed(
     frozenset(), [(b"transfer-encoding", b"Transfer-Encoding", b"chunked")])
 _TE_TRAILERS: Final = (b"te", b"te", b"trailers")
+#: The one ``:protocol`` of an extended CONNECT served (RFC 8441 §5); others get 501
+#: (as RFC 9220 §3 says for HTTP/3: "SHOULD respond ... with a 501 (Not Implemented)").
+WEBSOCKET: Final = b"websocket"
+_UPGRADE: Final = frozenset({b"upgrade"})
+_UPGRADE_WEBSOCKET: Final = (b"upgrade", b"upgrade", WEBSOCKET)
 _CHUNKED: Final = UNSIZED_BODY.fields.fields[0]
 
 #: Names whose removal was logged already (one debug line per name per process).
@@ -87,6 +92,14 @@ def request_from_fields(fields: list[tuple[bytes, bytes]], *, ends_stream: bool,
                         extended_connect: bool = False) -> tuple[Request, bytes | None]:
     """The :class:`~onehop.core.Request` a handler gets for an HTTP/2 request's field block,
     and the ``:protocol`` of an extended CONNECT (RFC 8441) or None.
+
+    *extended_connect*: we sent SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3), so a
+    CONNECT may carry ``:protocol`` (with ``:scheme``, ``:path`` and ``:authority``,
+    §4); without it a ``:protocol`` is a stream error. An extended CONNECT for
+    ``websocket`` becomes the ``GET`` with ``Upgrade: websocket`` (in the connection
+    part, ``upgrade`` its option) that RFC 6455 would have sent, version ``b"2"``, so
+    the server's and the proxy's WebSocket paths take it; any other protocol stays a
+    ``CONNECT`` to the ``:path``, for the caller to refuse.
 
     The request's ``http_version`` is ``b"2"`` (the core never parses or writes that
     version; it only labels where the request came from). ``:authority`` becomes
@@ -130,7 +143,14 @@ def request_from_fields(fields: list[tuple[bytes, bytes]], *, ends_stream: bool,
                 if authority is not None:
                     raise MalformedFields("a second :authority (RFC 9113 §8.3)")
                 authority = value
-            elif name == b":protocol" and extended_connect and protocol is None:
+            elif name == b":protocol":
+                if not extended_connect:
+                    # RFC 8441 §3: not enabled by our SETTINGS, the field is unknown, and a
+                    # request with it malformed: a stream error (RFC 9113 §8.1.1, §8.3).
+                    raise MalformedFields(":protocol without SETTINGS_ENABLE_CONNECT_PROTOCOL "
+                                          "(RFC 8441 §3)", reset=True)
+                if protocol is not None:
+                    raise MalformedFields("a second :protocol (RFC 9113 §8.3)")
                 protocol = value
             else:
                 raise MalformedFields(f"pseudo-header field {_show(name)} is not one of a "
@@ -166,7 +186,11 @@ def request_from_fields(fields: list[tuple[bytes, bytes]], *, ends_stream: bool,
             regular.append((name, name, value))
     if method is None:
         raise MalformedFields("no :method (RFC 9113 §8.3.1)")
-    tunnel = method == b"CONNECT" and protocol is None
+    connect = method == b"CONNECT"
+    if protocol is not None and (not connect or not authority):
+        raise MalformedFields(":protocol belongs to a CONNECT with :authority, :scheme and "
+                              ":path (RFC 8441 §4)")
+    tunnel = connect and protocol is None
     if tunnel:
         # RFC 9113 §8.5: ":scheme and :path pseudo-header fields MUST be omitted".
         if scheme is not None or path is not None or not authority:
@@ -192,14 +216,23 @@ def request_from_fields(fields: list[tuple[bytes, bytes]], *, ends_stream: bool,
     if cookies is not None:
         at = regular.index((b"cookie", b"cookie", b""))
         regular[at] = (b"cookie", b"cookie", b"; ".join(cookies))
-    # (A CONNECT stream's DATA is the tunnel's bytes, not content, RFC 9113 §8.5.)
-    unsized = not ends_stream and not has_length and not tunnel
+    # (A CONNECT stream's DATA is the tunnel's bytes, not content: RFC 9113 §8.5, and an
+    # extended CONNECT's are the protocol's, RFC 8441 §4.)
+    unsized = not ends_stream and not has_length and not connect
     if te:
         hop.append(_TE_TRAILERS)
+    options: frozenset[bytes] = frozenset()
+    if protocol is not None and protocol.lower() == WEBSOCKET:
+        # RFC 8441 §5: "This request replaces the GET-based request in [RFC6455]": the
+        # handler gets that request, a GET offering Upgrade: websocket; the version b"2"
+        # tells it apart (HTTP/2 has no Upgrade of its own: a request with one is reset).
+        method = b"GET"
+        options = _UPGRADE
+        hop.insert(0, _UPGRADE_WEBSOCKET)
     if not hop:
         connection = UNSIZED_BODY if unsized else NO_CONNECTION_INFO
     else:
-        connection = ConnectionInfo.from_parsed(frozenset(), [_CHUNKED, *hop] if unsized else hop)
+        connection = ConnectionInfo.from_parsed(options, [_CHUNKED, *hop] if unsized else hop)
     return Request(method, target, Headers.from_parsed(regular), connection, b"2"), protocol
 
 

@@ -32,7 +32,7 @@ CLOSE: Final = ConnectionInfo(options=[b"close"])
 
 class Framer(Protocol):
     """What frames a handler's answer: the HTTP/1 core (:class:`onehop.core.Connection`),
-    or an HTTP/2 stream's adapter (:class:`onehop._aio.http2.StreamCore`)."""
+    or an HTTP/2 stream's adapter (:class:`onehop._aio.h2stream.StreamCore`)."""
 
     def send(self, event: Event) -> bytes:
         """The bytes for *event*, for ``write``/``finish`` (HTTP/2: ``b""``, the frames
@@ -47,7 +47,7 @@ class Framer(Protocol):
 class Endpoint(Protocol):
     """What a handler may use of the connection it answers on: a
     :class:`~onehop._aio.endpoint.ServerEndpoint`, or one HTTP/2 stream
-    (:class:`~onehop._aio.http2.Stream`); see their methods for what each does."""
+    (:class:`~onehop._aio.h2stream.Stream`); see their methods for what each does."""
 
     @property
     def core(self) -> Framer: ...

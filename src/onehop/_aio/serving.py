@@ -107,6 +107,10 @@ class ServingConfig:
         http: the protocols spoken (:data:`HTTP_CHOICES`); ``auto`` serves HTTP/2 on
             the same port when the ``h2`` package is there.
         http2: the HTTP/2 SETTINGS (:class:`Http2Settings`).
+        extended_connect: announce SETTINGS_ENABLE_CONNECT_PROTOCOL on HTTP/2 and take
+            extended CONNECT requests (RFC 8441): set where a handler can answer a
+            WebSocket over a stream (the server with ``ws`` on; the proxy, which
+            forwards it as an HTTP/1.1 upgrade). Off, a ``:protocol`` is a stream error.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -124,6 +128,7 @@ class ServingConfig:
     half_close_abandons: bool = False
     http: str = "auto"
     http2: Http2Settings = field(default_factory=Http2Settings)
+    extended_connect: bool = False
     #: Whether HTTP/2 is served (``auto`` with h2 installed, or ``h2``): set from ``http``.
     speaks_http2: bool = field(init=False, default=False)
 

@@ -197,6 +197,8 @@ class ProxyConfig:
             half_close_abandons=True,
             http=self.http,
             http2=self.http2,
+            # (An HTTP/2 client's WebSocket goes up as an HTTP/1.1 upgrade, RFC 8441.)
+            extended_connect=True,
         )
 
     def check_timeouts(self) -> list[str]:

@@ -28,7 +28,7 @@ from onehop.core import NEED_DATA, InformationalResponse, Request, Response
 from onehop.errors import LocalProtocolError, RemoteProtocolError
 from onehop.proxy import hop
 from onehop.proxy.relay import DONE, Relay
-from onehop.proxy.tunnels import join, switch_head
+from onehop.proxy.tunnels import WrongAccept, join, switch_head
 
 if TYPE_CHECKING:
     from onehop._aio.handlers import Endpoint
@@ -96,6 +96,7 @@ class Downstream:
         "endpoint",
         "inbound",
         "origin",
+        "outbound",
         "proxy",
         "relay",
         "request",
@@ -111,6 +112,8 @@ class Downstream:
     proxy: Router
     endpoint: Endpoint
     request: Request
+    #: What went (or goes) upstream: the request after the proxy's rules and the hook.
+    outbound: Request
     step: Step
     conn: HTTPConnection | None
     origin: Origin | None
@@ -205,15 +208,17 @@ class Downstream:
     # --- TUNNEL (101, CONNECT's 200) ----------------------------------------------------------
 
     def _open_tunnel(self, switch: InformationalResponse | None) -> None:
-        """Answer 101 (*switch*, the upstream's) or CONNECT's 200, then join the client's
-        connection and the upstream's (:func:`~onehop.proxy.tunnels.join`)."""
+        """Answer 101 (*switch*, the upstream's; an HTTP/2 client's WebSocket: 200) or
+        CONNECT's 200, then join the client's connection and the upstream's
+        (:func:`~onehop.proxy.tunnels.join`); a 101 that cannot be forwarded is a 502."""
         conn = self.conn
         assert conn is not None
         endpoint = self.endpoint
-        head = switch_head(self.request, switch, self.upgrade, self.proxy.config.headers)
         try:
+            head = switch_head(self.request, switch, self.upgrade, self.proxy.config.headers,
+                               self.outbound)
             endpoint.write(endpoint.core.send(head))
-        except LocalProtocolError as exc:
+        except (LocalProtocolError, WrongAccept) as exc:
             self._abandon_upstream(f"switch cannot be forwarded: {exc}")
             self._fail(502, f"Bad Gateway: {exc}", close=True)
             return

@@ -65,7 +65,7 @@ from onehop.errors import LocalProtocolError, RemoteProtocolError
 from onehop.proxy import hop
 from onehop.proxy.downstream import ClientSide, Deadline, Downstream, Step
 from onehop.proxy.forward import BadForwardTarget, ForwardDenied, parse_absolute
-from onehop.proxy.tunnels import ConnectRefused, connect_target
+from onehop.proxy.tunnels import ConnectRefused, connect_target, websocket_upgrade_fields
 
 if TYPE_CHECKING:
     from onehop.proxy.upstreams import Upstream, UpstreamGroup
@@ -103,7 +103,6 @@ class Exchange(Downstream):
         "group",
         "has_body",
         "loan",
-        "outbound",
         "pending",
         "t0",
         "target",
@@ -207,7 +206,10 @@ class Exchange(Downstream):
         if conn_info is not NO_CONNECTION_INFO and conn_info.upgrade and not has_body:
             # An Upgrade offer goes up as a real one (RFC 9110 §7.8), over HTTP/1.1.
             self.upgrade = b", ".join(conn_info.upgrade)
-            outbound = Request(outbound.method, outbound.target, outbound.headers,
+            headers = outbound.headers
+            if req.http_version == b"2":  # an extended CONNECT (RFC 8441): the key is ours
+                headers = websocket_upgrade_fields(headers)
+            outbound = Request(outbound.method, outbound.target, headers,
                                ConnectionInfo(["upgrade"], [(b"Upgrade", self.upgrade)]), b"1.1")
         self.outbound = outbound
         hook = proxy.request_hook
@@ -400,7 +402,8 @@ class Exchange(Downstream):
             self._send_failed(exc)
 
     def upstream_writable(self) -> None:
-        if self.step is _AWAIT_HEAD and not self.body_done and self.response is None:
+        if (self.has_body and self.step is _AWAIT_HEAD and not self.body_done
+                and self.response is None):
             self.inbound.arm(_READ, self.proxy.config.timeouts.read)
             self.endpoint.resume_reading()
 

@@ -18,6 +18,7 @@ from onehop._aio.tls import (
     alpn_protocols,
 )
 from onehop.core import Limits
+from onehop.server import wsengine
 from onehop.server.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from onehop.server.interfaces import INTERFACE_CHOICES, DefaultHeaders, InterfaceError, adapt
 
@@ -171,6 +172,8 @@ class Config:
             max_requests_per_connection=self.max_requests_per_connection,
             limit_concurrency=self.limit_concurrency,
             http=self.http,
+            # RFC 8441 over HTTP/2 wherever WebSockets are served over HTTP/1.1.
+            extended_connect=wsengine.available(self.ws) is not None,
             http2=Http2Settings(
                 max_concurrent_streams=self.h2_max_concurrent_streams,
                 max_header_list_size=self.h2_max_header_list_size,

@@ -16,14 +16,17 @@ water mark: backpressure to the client), ``send`` waits while the client does no
 read, a ping goes out every ``ws_ping_interval`` seconds and a missing pong within
 ``ws_ping_timeout`` closes with 1011, a message over ``ws_max_size`` closes with
 1009, and graceful shutdown closes with 1012 (service restart).
+
+Over HTTP/2 (RFC 8441) the same cycle serves a stream: the extended CONNECT
+arrives as the GET it replaces, the handshake differs only in
+:func:`check_handshake` (no key) and :func:`accept_head` (a ``200`` on the stream
+for the ``101``), and the frames flow in the stream's DATA, with the same engine,
+limits, pings, close codes and backpressure (the stream's flow-control window).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 import logging
 import os
 from collections import deque
@@ -34,6 +37,7 @@ from onehop._aio.handlers import CLOSE
 from onehop._aio.timer import LazyTimer
 from onehop.core import ConnectionInfo, Data, EndOfMessage, Headers, InformationalResponse, Request
 from onehop.core import Response as CoreResponse
+from onehop.core.wskey import accept_key, is_valid_key
 from onehop.errors import ClientDisconnected
 from onehop.server import proxyheaders, wsengine
 from onehop.server.wsengine import Closed, Engine, Message
@@ -57,7 +61,6 @@ class Service(Protocol):
 logger: Final = logging.getLogger("onehop.error")
 access_logger: Final = logging.getLogger("onehop.access")
 
-_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Messages queued for the app before the client is no longer read (backpressure).
 QUEUE_HIGH_WATER: Final = 16
 #: Seconds to wait for the client's close frame after ours, before cutting the connection.
@@ -87,36 +90,55 @@ def offers_websocket(request: Request) -> bool:
 
 
 def check_handshake(request: Request) -> bytes:
-    """Check a WebSocket opening handshake (RFC 6455 §4.2.1); return its key.
+    """Check a WebSocket opening handshake (RFC 6455 §4.2.1); return its key (``b""``
+    over HTTP/2).
+
+    Over HTTP/2 the request was an extended CONNECT (RFC 8441 §5), which
+    :func:`~onehop._aio.h2fields.request_from_fields` hands on as this GET with
+    ``Upgrade: websocket`` and version ``b"2"``: method, version and Connection are
+    the stream's, and there is no key ("Implementations using this extended CONNECT
+    ... do not do the processing of the Sec-WebSocket-Key and Sec-WebSocket-Accept
+    header fields"); ``Sec-WebSocket-Version`` is checked alike.
 
     Raises:
         HandshakeError: 400 (not GET, not HTTP/1.1, no ``upgrade`` in Connection, a
             bad key), 426 (a version other than 13, with ``Sec-WebSocket-Version: 13``).
     """
-    if request.method != b"GET":
-        raise HandshakeError(400, "WebSocket handshake needs GET (RFC 6455 §4.1)", [])
-    if request.http_version != b"1.1":
-        raise HandshakeError(400, "WebSocket handshake needs HTTP/1.1 (RFC 6455 §4.1)", [])
-    if b"upgrade" not in request.connection.options:
-        raise HandshakeError(400, "WebSocket handshake needs 'upgrade' in Connection "
-                                  "(RFC 6455 §4.2.1, RFC 9110 §7.8)", [])
+    over_http2 = request.http_version == b"2"
+    if not over_http2:
+        if request.method != b"GET":
+            raise HandshakeError(400, "WebSocket handshake needs GET (RFC 6455 §4.1)", [])
+        if request.http_version != b"1.1":
+            raise HandshakeError(400, "WebSocket handshake needs HTTP/1.1 (RFC 6455 §4.1)",
+                                 [])
+        if b"upgrade" not in request.connection.options:
+            raise HandshakeError(400, "WebSocket handshake needs 'upgrade' in Connection "
+                                      "(RFC 6455 §4.2.1, RFC 9110 §7.8)", [])
     versions = request.headers.get_list(b"sec-websocket-version")
     if versions != [b"13"]:
         raise HandshakeError(426, "Upgrade Required: WebSocket version 13 only "
-                                  "(RFC 6455 §4.4)", [(b"Sec-WebSocket-Version", b"13")])
+                                  "(RFC 6455 §4.4, RFC 8441 §5)",
+                             [(b"Sec-WebSocket-Version", b"13")])
+    if over_http2:
+        return b""
     keys = request.headers.get_all(b"sec-websocket-key")
-    try:
-        if len(keys) != 1 or len(base64.b64decode(keys[0], validate=True)) != 16:
-            raise ValueError
-    except (ValueError, binascii.Error):
+    if len(keys) != 1 or not is_valid_key(keys[0]):
         raise HandshakeError(400, "Bad Request: Sec-WebSocket-Key must be 16 bytes, "
-                                  "base64-encoded (RFC 6455 §4.1)", []) from None
+                                  "base64-encoded (RFC 6455 §4.1)", [])
     return keys[0]
 
 
-def accept_key(key: bytes) -> bytes:
-    """``Sec-WebSocket-Accept`` for *key* (RFC 6455 §4.2.2)."""
-    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+def accept_head(request: Request, key: bytes,
+                fields: list[tuple[bytes, bytes]]) -> InformationalResponse | CoreResponse:
+    """The head that accepts a WebSocket, with the agreed *fields*: over HTTP/1.1 the
+    ``101`` with ``Upgrade: websocket`` and ``Sec-WebSocket-Accept`` for *key* (RFC 6455
+    §4.2.2); over HTTP/2 a ``200`` on the stream, nothing more (RFC 8441 §5: "it MUST
+    respond with a 200 (OK) status code"; HTTP/2 has no 101, RFC 9113 §8.6)."""
+    if request.http_version == b"2":
+        return CoreResponse(200, fields)
+    return InformationalResponse(101, [(b"Sec-WebSocket-Accept", accept_key(key)), *fields],
+                                 b"Switching Protocols",
+                                 ConnectionInfo(["upgrade"], [(b"Upgrade", b"websocket")]))
 
 
 class WebSocketCycle:
@@ -164,13 +186,20 @@ class WebSocketCycle:
         path = raw_path.decode("ascii", "replace")
         if "%" in path:
             path = unquote(path)
-        headers = request.headers.lower_items() + request.connection.fields.lower_items()
+        headers = request.headers.lower_items()
+        if request.http_version == b"2":
+            # (Upgrade is our picture of the extended CONNECT, not a field the client
+            # sent: HTTP/2 forbids it, RFC 9113 §8.2.2.)
+            headers += [f for f in request.connection.fields.lower_items()
+                        if f[0] != b"upgrade"]
+        else:
+            headers += request.connection.fields.lower_items()
         protocols = [p.strip().decode("latin-1") for p in
                      request.headers.get_list(b"sec-websocket-protocol") if p.strip()]
         scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
+            "http_version": "2" if request.http_version == b"2" else "1.1",
             "scheme": "wss" if endpoint.scheme == "https" else "ws",
             "server": endpoint.server_addr,
             "client": endpoint.client_addr,
@@ -352,14 +381,15 @@ class WebSocketCycle:
             raise RuntimeError(f"unexpected {kind!r} on an open WebSocket")
 
     def _accept(self, message: AsgiMessage) -> None:
-        """The app accepted: write the 101 and switch the connection to frames."""
+        """The app accepted: write the 101 (HTTP/2: the 200) and switch the connection
+        (the stream) to frames."""
         config = self.service.config
         offers = [o.decode("latin-1") for o in
                   self.request.headers.get_list(b"sec-websocket-extensions")]
         engine, extensions = wsengine.make_engine(
             self.engine_name, offers, max_size=config.ws_max_size,
             deflate=config.ws_per_message_deflate)
-        fields: list[tuple[bytes, bytes]] = [(b"Sec-WebSocket-Accept", accept_key(self.key))]
+        fields: list[tuple[bytes, bytes]] = []
         if extensions:
             fields.append((b"Sec-WebSocket-Extensions", extensions.encode("ascii")))
         subprotocol = message.get("subprotocol")
@@ -367,12 +397,11 @@ class WebSocketCycle:
             fields.append((b"Sec-WebSocket-Protocol", subprotocol.encode("latin-1")))
         fields.extend(message.get("headers") or ())
         endpoint = self.endpoint
-        switch = InformationalResponse(101, fields, b"Switching Protocols",
-                                       ConnectionInfo(["upgrade"], [(b"Upgrade", b"websocket")]))
-        endpoint.write(endpoint.core.send(switch))
+        head = accept_head(self.request, self.key, fields)
+        endpoint.write(endpoint.core.send(head))
         self.accepted = True
         self.engine = engine
-        self._log(101)
+        self._log(head.status_code)
         endpoint.switch(self)
         if config.ws_ping_interval:
             self._last_ping = endpoint.loop.time()
