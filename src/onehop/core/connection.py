@@ -48,7 +48,6 @@ from onehop.core.headers import (
     NO_CONNECTION_INFO,
     ConnectionInfo,
     Headers,
-    _new,
     scan,
     split_scanned,
 )
@@ -329,13 +328,7 @@ class Connection:
         if not persists_after(version, conn.options, True, self._intermediary,
                               self._http10_keep_alive):
             self._persist = False
-        # (Request's __init__ without its frame: every part is already bytes/Headers.)
-        request = _new(Request)
-        request.method = method
-        request.target = target
-        request.headers = headers
-        request.connection = conn
-        request.http_version = version
+        request = Request(method, target, headers, conn, version)
         self._request = request
         self._response_done = False
         self._read = _ON_HEAD[self._read]
@@ -368,12 +361,7 @@ class Connection:
                 self._switch()
             return event
         framing, length = response_framing(special, version, request.method, status)
-        response = _new(Response)  # (Response's __init__ without its frame)
-        response.status_code = status
-        response.headers = headers
-        response.reason = reason
-        response.connection = conn
-        response.http_version = version
+        response = Response(status, headers, reason, conn, version)
         if framing is _TUNNEL:
             outstanding.popleft()
             self._switch()
@@ -412,9 +400,7 @@ class Connection:
                 data = bytes(buf[:left])
                 del buf[:left]
             self._rleft = left - len(data)
-            event = _new(Data)  # (Data's __init__ without its frame)
-            event.data = data
-            return event
+            return Data(data)
         if framing is _UNTIL_CLOSE:
             if buf:
                 limit = self._limits.max_body_size
@@ -435,9 +421,7 @@ class Connection:
         if got is None:
             return NEED_DATA
         if isinstance(got, bytes):
-            data = _new(Data)  # (Data's __init__ without its frame)
-            data.data = got
-            return data
+            return Data(got)
         return self._end_read(Headers.from_parsed(got) if got else EMPTY_HEADERS)
 
     def _end_read(self, trailers: Headers) -> EndOfMessage:
@@ -449,8 +433,7 @@ class Connection:
         response (END) and, after an answered CONNECT or Upgrade that did not
         switch, writes again (RESUME); otherwise both directions are done.
         """
-        end = _new(EndOfMessage)  # (EndOfMessage's __init__ without its frame)
-        end.trailers = trailers
+        end = EndOfMessage(trailers)
         if self._is_server:
             if not self._persist:
                 self._read = _ON_END_LAST[self._read]
