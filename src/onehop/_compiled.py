@@ -11,6 +11,7 @@ reports itself pure. ``build_mode`` is what the build was asked for (written by
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import importlib.util
 from typing import Final
@@ -46,11 +47,10 @@ COMPILED_MODULES: Final = (
 
 def _build_mode() -> str:
     try:
-        from onehop import _build_mode  # type: ignore[attr-defined]  # written by setup.py
+        written = importlib.import_module("onehop._build_mode")  # (written by setup.py)
     except ImportError:
         return "source"
-    mode: str = _build_mode.MODE
-    return mode
+    return str(written.MODE)
 
 
 #: What the build was asked for: "compiled", "pure", or "source" (a source tree).
@@ -73,15 +73,16 @@ def is_compiled() -> bool:
 
 
 def describe() -> str:
-    """One line for ``onehop --version``: which build runs."""
+    """Which build runs, for ``onehop --version`` ("pure Python", "compiled: mypyc, N
+    modules"); a compiled build whose modules are not all extension modules says so."""
     kinds = module_kinds()
     n = sum(kinds.values())
     if n == len(kinds):
-        text = f"compiled (mypyc, {n} modules)"
+        text = f"compiled: mypyc, {n} modules"
     elif n == 0:
         text = "pure Python"
     else:
-        text = f"partly compiled ({n} of {len(kinds)} modules): a broken build"
+        text = f"partly compiled: {n} of {len(kinds)} modules, a broken build"
     if build_mode == "compiled" and n != len(kinds):
         text += "; built as compiled"
     return text

@@ -24,6 +24,7 @@ from operator import itemgetter
 from typing import Final
 
 from onehop.core.events import (
+    INTERPRETED,
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -48,6 +49,7 @@ from onehop.core.headers import (
     NO_CONNECTION_INFO,
     ConnectionInfo,
     Headers,
+    _new,
     scan,
     split_scanned,
 )
@@ -328,7 +330,15 @@ class Connection:
         if not persists_after(version, conn.options, True, self._intermediary,
                               self._http10_keep_alive):
             self._persist = False
-        request = Request(method, target, headers, conn, version)
+        if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+            request = _new(Request)
+            request.method = method
+            request.target = target
+            request.headers = headers
+            request.connection = conn
+            request.http_version = version
+        else:
+            request = Request(method, target, headers, conn, version)
         self._request = request
         self._response_done = False
         self._read = _ON_HEAD[self._read]
@@ -361,7 +371,15 @@ class Connection:
                 self._switch()
             return event
         framing, length = response_framing(special, version, request.method, status)
-        response = Response(status, headers, reason, conn, version)
+        if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+            response = _new(Response)
+            response.status_code = status
+            response.headers = headers
+            response.reason = reason
+            response.connection = conn
+            response.http_version = version
+        else:
+            response = Response(status, headers, reason, conn, version)
         if framing is _TUNNEL:
             outstanding.popleft()
             self._switch()
@@ -400,6 +418,10 @@ class Connection:
                 data = bytes(buf[:left])
                 del buf[:left]
             self._rleft = left - len(data)
+            if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+                event = _new(Data)
+                event.data = data
+                return event
             return Data(data)
         if framing is _UNTIL_CLOSE:
             if buf:
@@ -421,6 +443,10 @@ class Connection:
         if got is None:
             return NEED_DATA
         if isinstance(got, bytes):
+            if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+                event = _new(Data)
+                event.data = got
+                return event
             return Data(got)
         return self._end_read(Headers.from_parsed(got) if got else EMPTY_HEADERS)
 
@@ -433,7 +459,11 @@ class Connection:
         response (END) and, after an answered CONNECT or Upgrade that did not
         switch, writes again (RESUME); otherwise both directions are done.
         """
-        end = EndOfMessage(trailers)
+        if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+            end = _new(EndOfMessage)
+            end.trailers = trailers
+        else:
+            end = EndOfMessage(trailers)
         if self._is_server:
             if not self._persist:
                 self._read = _ON_END_LAST[self._read]

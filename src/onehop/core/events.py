@@ -9,7 +9,7 @@ connection-specific fields), split once by :func:`onehop.core.headers.split_fiel
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from onehop.core.headers import (
     EMPTY_HEADERS,
@@ -31,7 +31,7 @@ class Event:
 
     #: The attributes that make an event what it is, for ``==`` and ``repr``: an explicit
     #: list, since a compiled class has no ``__slots__`` to read (every event compared
-    #: equal before this list existed; ``tests/core/test_builds.py`` pins it).
+    #: equal before this list existed; ``tests/test_builds.py`` pins it).
     FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def __repr__(self) -> str:
@@ -136,6 +136,11 @@ class ConnectionClosed(Event):
     """The peer closed its sending side cleanly between messages."""
 
     __slots__ = ()
+
+
+#: This module runs interpreted, not compiled by mypyc: the parser then builds events
+#: without an ``__init__`` frame (see :data:`onehop.core.headers.INTERPRETED`).
+INTERPRETED: Final = not hasattr(Event, "__mypyc_attrs__")
 
 
 class _Sentinel:

@@ -234,6 +234,12 @@ class Headers:
         item, values without OWS at either edge. The list becomes the instance's
         own: the caller must not change it afterwards.
         """
+        if INTERPRETED:  # (the constructor without its frame: see INTERPRETED)
+            self = _new(cls)
+            self.fields = fields
+            self._wire = None
+            self._joined = None
+            return self
         return cls(parsed=fields)
 
     @classmethod
@@ -330,6 +336,14 @@ class Headers:
         return Headers.from_parsed(self.fields + extra.fields)
 
 
+#: This module runs interpreted (not compiled by mypyc). Then a trusted instance is built
+#: without an ``__init__`` frame (``object.__new__`` and its attributes, a fourth of the
+#: cost) on the parser's hot path; a compiled class refuses ``object.__new__``, and its
+#: constructor costs next to nothing. ``tests/test_builds.py`` checks both forms
+#: build the same instance.
+INTERPRETED: Final = not hasattr(Headers, "__mypyc_attrs__")
+_new: Final = object.__new__
+
 EMPTY_HEADERS: Final = Headers.from_parsed([])
 
 
@@ -376,6 +390,13 @@ class ConnectionInfo:
         :meth:`Headers.from_parsed` takes them (and, like there, become the
         instance's own).
         """
+        if INTERPRETED:  # (the constructor without its frame: see INTERPRETED)
+            self = _new(cls)
+            self.options = options
+            self.fields = Headers.from_parsed(fields)
+            self._keep_alive = None
+            self._lines = None
+            return self
         return cls(parsed=options, parsed_fields=fields)
 
     @classmethod
@@ -557,7 +578,14 @@ def split_scanned(
     """
     hop = HOP_BY_HOP_FIELDS
     if not special or hop.isdisjoint(special):
-        return Headers(parsed=fields), NO_CONNECTION_INFO  # (most messages end here)
+        # (Most messages end here.)
+        if INTERPRETED:  # (Headers(parsed=fields) without its frame: see INTERPRETED)
+            headers = _new(Headers)
+            headers.fields = fields
+            headers._wire = None
+            headers._joined = None
+            return headers, NO_CONNECTION_INFO
+        return Headers(parsed=fields), NO_CONNECTION_INFO
     lines = special.get(b"connection")
     if lines is None:
         options: frozenset[bytes] = _NO_OPTIONS
@@ -580,6 +608,21 @@ def split_scanned(
     else:
         e2e = [f for f in fields if f[0] not in nominated]
         conn = [f for f in fields if f[0] in nominated]
+    if INTERPRETED:  # (the constructors without their frames: see INTERPRETED)
+        headers = _new(Headers)
+        headers.fields = e2e
+        headers._wire = None
+        headers._joined = None
+        conn_headers = _new(Headers)
+        conn_headers.fields = conn
+        conn_headers._wire = None
+        conn_headers._joined = None
+        info = _new(ConnectionInfo)
+        info.options = options
+        info.fields = conn_headers
+        info._keep_alive = None
+        info._lines = None
+        return headers, info
     return Headers(parsed=e2e), ConnectionInfo(parsed=options, parsed_fields=conn)
 
 
