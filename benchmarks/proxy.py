@@ -66,7 +66,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from _procs import Cell, Running, free_port, have, run_wrk, status_kib
+from _procs import (
+    Cell,
+    Running,
+    compiled_python,
+    free_port,
+    have,
+    run_wrk,
+    status_kib,
+    without_pythonpath,
+)
 
 ORIGIN_CONF = """\
 worker_processes 1;
@@ -252,14 +261,15 @@ class Contender:
     cpus: str = "0"
     absolute: bool = False
     note: str = ""
-    #: ``PYTHONPATH`` head for this contender (``--baseline``: another onehop tree).
+    #: ``PYTHONPATH`` head for this contender (``--baseline``: another onehop tree; empty:
+    #: no ``PYTHONPATH`` at all, for the compiled build's venv).
     src: str | None = None
 
 
 
 
-def contenders(tmp: Path, origin: int, nginx: str,
-               baseline: str | None = None) -> dict[str, Contender]:
+def contenders(tmp: Path, origin: int, nginx: str, baseline: str | None = None,
+               compiled: str | None = None) -> dict[str, Contender]:
     """Every contender that can run here, keyed by name; commands use port ``{port}``."""
     py = sys.executable
     upstream = f"http://127.0.0.1:{origin}"
@@ -270,6 +280,9 @@ def contenders(tmp: Path, origin: int, nginx: str,
     if baseline:
         out["onehop-baseline"] = Contender("onehop-baseline", onehop, src=baseline,
                                            note=f"src from {baseline}")
+    if compiled:
+        out["onehop-compiled"] = Contender("onehop-compiled", [compiled, *onehop[1:]], src="",
+                                           note="mypyc build")
     for workers in (1, 2):
         name = "nginx" if workers == 1 else "nginx-w2"
         conf = tmp / f"nginx-proxy-{workers}.conf.in"
@@ -402,6 +415,10 @@ def main() -> int:
                              "proxy.py, onehop-w2, nginx-w2")
     parser.add_argument("--baseline", metavar="SRC",
                         help="also run onehop from this src directory (before/after in one run)")
+    parser.add_argument("--compiled-venv", metavar="PATH",
+                        default=os.environ.get("ONEHOP_COMPILED_VENV") or None,
+                        help="add onehop-compiled: the mypyc build installed in this venv "
+                             "(default: $ONEHOP_COMPILED_VENV)")
     parser.add_argument("--skip-memory", action="store_true", help="no 1 GiB streaming run")
     parser.add_argument("--memory-only", action="store_true", help="only the streaming run")
     parser.add_argument("--memory-size", type=int, default=GIB, help="bytes each way")
@@ -443,7 +460,7 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
     oport = free_port()
     (tmp / "origin.conf").write_text(ORIGIN_CONF.format(tmp=tmp, port=oport))
     origin_cmd = [nginx, "-p", str(tmp), "-c", str(tmp / "origin.conf")]
-    every = contenders(tmp, oport, nginx, args.baseline)
+    every = contenders(tmp, oport, nginx, args.baseline, compiled_python(args.compiled_venv))
     names = list(every)
     if args.proxies:
         wanted = args.proxies.split(",")
@@ -476,7 +493,9 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
                             cmd = _instantiate(c, port, tmp, oport)
                             target = f"http://127.0.0.1:{oport}/" if c.absolute else "/"
                             cenv = env
-                            if c.src is not None:
+                            if c.src == "":
+                                cenv = without_pythonpath(env)
+                            elif c.src is not None:
                                 cenv = {**env, "PYTHONPATH": os.pathsep.join(
                                     [c.src, env.get("PYTHONPATH", "")])}
                             with Running(cmd, port, cenv, tmp, cpus=c.cpus, target=target,

@@ -36,7 +36,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from _procs import Cell, Running, cpu_seconds, free_port, have, run_wrk, status_kib
+from _procs import (
+    Cell,
+    Running,
+    compiled_python,
+    cpu_seconds,
+    free_port,
+    have,
+    run_wrk,
+    status_kib,
+)
 
 APPS_SOURCE = '''
 async def ws_echo(scope, receive, send):
@@ -95,9 +104,10 @@ IDLE_BUDGET = 60
 
 
 def server_commands(app: str, port: int, baseline: str | None = None,
-                    apps_dir: str = "") -> dict[str, list[str]]:
+                    apps_dir: str = "", compiled: str | None = None) -> dict[str, list[str]]:
     """The command line of every installed server, serving *app* on *port*; with
-    *baseline*, also ``onehop-baseline``: onehop run from that source tree."""
+    *baseline*, also ``onehop-baseline``: onehop run from that source tree; with
+    *compiled* (a venv's Python), ``onehop-compiled``: the mypyc build."""
     py = sys.executable
     onehop = [py, "-m", "onehop", "serve", app, "--port", str(port), "--no-access-log",
               "--log-level", "warning", "--loop", "uvloop",
@@ -106,6 +116,8 @@ def server_commands(app: str, port: int, baseline: str | None = None,
     if baseline:
         out["onehop-baseline"] = ["env", f"PYTHONPATH={apps_dir}{os.pathsep}{baseline}",
                                   *onehop]
+    if compiled:
+        out["onehop-compiled"] = ["env", f"PYTHONPATH={apps_dir}", compiled, *onehop[1:]]
     if have("uvicorn"):
         base = [py, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
                 "--log-level", "warning", "--loop", "uvloop",
@@ -273,6 +285,10 @@ def main() -> int:
                         help="comma-separated wrk -c values; one row each")
     parser.add_argument("--baseline", metavar="SRC",
                         help="add onehop-baseline: onehop from another source tree")
+    parser.add_argument("--compiled-venv", metavar="PATH",
+                        default=os.environ.get("ONEHOP_COMPILED_VENV") or None,
+                        help="add onehop-compiled: the mypyc build installed in this venv "
+                             "(default: $ONEHOP_COMPILED_VENV)")
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs per cell, server order reversed every other repeat")
     parser.add_argument("--servers", default="", help="comma-separated subset")
@@ -305,7 +321,8 @@ def main() -> int:
                            if p)
     env = {**os.environ, "PYTHONPATH": path}
 
-    names = list(server_commands("x:y", 0, args.baseline, str(tmp)))
+    compiled = compiled_python(args.compiled_venv)
+    names = list(server_commands("x:y", 0, args.baseline, str(tmp), compiled))
     conns_list = [int(c) for c in args.connections.split(",")]
     if args.servers:
         names = [n for n in names if n in args.servers.split(",")]
@@ -329,7 +346,7 @@ def main() -> int:
                     for name in order:
                         port = free_port()
                         cmd = server_commands(f"bench_apps:{app}", port, args.baseline,
-                                              str(tmp))[name]
+                                              str(tmp), compiled)[name]
                         try:
                             with Running(cmd, port, env, tmp) as server:
                                 cell = wrk_server(server, margs, args.duration, conns)
@@ -374,7 +391,8 @@ def main() -> int:
             row = []
             for count in counts:
                 port = free_port()
-                cmd = server_commands("bench_apps:hello", port, args.baseline, str(tmp))[name]
+                cmd = server_commands("bench_apps:hello", port, args.baseline, str(tmp),
+                                      compiled)[name]
                 try:
                     with Running(cmd, port, env, tmp) as server:
                         row.append(f"{idle_connection_cost(server, count):.1f}")
