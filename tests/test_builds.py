@@ -143,6 +143,14 @@ def test_limits_pickle_by_value() -> None:
     assert pickle.loads(pickle.dumps(DEFAULT_LIMITS)) == DEFAULT_LIMITS
 
 
+def test_serving_config_pickles_for_workers() -> None:
+    from onehop._aio.serving import ServingConfig
+
+    config = ServingConfig(limits=Limits(max_fields=7), idle_timeout=3.0)
+    copy = pickle.loads(pickle.dumps(config))
+    assert (copy.limits, copy.idle_timeout) == (config.limits, 3.0)
+
+
 def test_server_config_pickles_for_workers() -> None:
     from onehop.server import Config
 
