@@ -25,6 +25,7 @@ COMPILED_MODULES: Final = (
     "onehop.core.framing",
     "onehop.core.head",
     "onehop.core.headers",
+    "onehop.core.native",
     "onehop.core.persistence",
     "onehop.core.reader",
     "onehop.core.state",

@@ -24,7 +24,6 @@ from operator import itemgetter
 from typing import Final
 
 from onehop.core.events import (
-    INTERPRETED,
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -49,10 +48,11 @@ from onehop.core.headers import (
     NO_CONNECTION_INFO,
     ConnectionInfo,
     Headers,
-    _new,
     scan,
     split_scanned,
 )
+from onehop.core.native import INTERPRETED
+from onehop.core.native import new_instance as _new
 from onehop.core.persistence import persists_after
 from onehop.core.reader import DEFAULT_LIMITS, ChunkedReader, HeadParser, Limits
 from onehop.core.state import NEXT, State, Trigger
@@ -330,7 +330,7 @@ class Connection:
         if not persists_after(version, conn.options, True, self._intermediary,
                               self._http10_keep_alive):
             self._persist = False
-        if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
             request = _new(Request)
             request.method = method
             request.target = target
@@ -371,7 +371,7 @@ class Connection:
                 self._switch()
             return event
         framing, length = response_framing(special, version, request.method, status)
-        if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
             response = _new(Response)
             response.status_code = status
             response.headers = headers
@@ -418,7 +418,7 @@ class Connection:
                 data = bytes(buf[:left])
                 del buf[:left]
             self._rleft = left - len(data)
-            if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+            if INTERPRETED:  # (the constructor without its frame: see core.native)
                 event = _new(Data)
                 event.data = data
                 return event
@@ -443,7 +443,7 @@ class Connection:
         if got is None:
             return NEED_DATA
         if isinstance(got, bytes):
-            if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+            if INTERPRETED:  # (the constructor without its frame: see core.native)
                 event = _new(Data)
                 event.data = got
                 return event
@@ -459,7 +459,7 @@ class Connection:
         response (END) and, after an answered CONNECT or Upgrade that did not
         switch, writes again (RESUME); otherwise both directions are done.
         """
-        if INTERPRETED:  # (the constructor without its frame: see events.INTERPRETED)
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
             end = _new(EndOfMessage)
             end.trailers = trailers
         else:
@@ -504,14 +504,15 @@ class Connection:
                 raise InvalidSendState(f"cannot send Data in state {self._write.name}")
             body = self._wbody
             data = event.data
-            # (BodyWriter.data's commonest cases, inlined; tests/core/test_body_writer.py
-            # checks they agree with it.)
-            framing = body.framing
-            if framing is _LENGTH and len(data) <= body.remaining:
-                body.remaining -= len(data)
-                return data
-            if framing is _CHUNKED and data:
-                return b"%x\r\n%s\r\n" % (len(data), data)
+            if INTERPRETED:
+                # (BodyWriter.data's commonest cases without its frame, see core.native;
+                # tests/core/test_body_writer.py checks they agree with it.)
+                framing = body.framing
+                if framing is _LENGTH and len(data) <= body.remaining:
+                    body.remaining -= len(data)
+                    return data
+                if framing is _CHUNKED and data:
+                    return b"%x\r\n%s\r\n" % (len(data), data)
             return body.data(data)
         if type(event) is EndOfMessage:
             return self._send_end(event)
@@ -600,9 +601,9 @@ class Connection:
             raise InvalidSendState(f"cannot send EndOfMessage in state {self._write.name}")
         body = self._wbody
         trailers = event.trailers.fields
-        if not trailers and (body.framing is _NO_BODY or (
+        if INTERPRETED and not trailers and (body.framing is _NO_BODY or (
                 body.framing is _LENGTH and not body.remaining)):
-            data = b""  # (BodyWriter.end's commonest cases, inlined; see test_body_writer.py)
+            data = b""  # (BodyWriter.end's commonest cases without its frame: core.native)
         else:
             data = body.end(trailers)
         if self._is_server:

@@ -9,7 +9,7 @@ connection-specific fields), split once by :func:`onehop.core.headers.split_fiel
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import ClassVar
 
 from onehop.core.headers import (
     EMPTY_HEADERS,
@@ -136,11 +136,6 @@ class ConnectionClosed(Event):
     """The peer closed its sending side cleanly between messages."""
 
     __slots__ = ()
-
-
-#: This module runs interpreted, not compiled by mypyc: the parser then builds events
-#: without an ``__init__`` frame (see :data:`onehop.core.headers.INTERPRETED`).
-INTERPRETED: Final = not hasattr(Event, "__mypyc_attrs__")
 
 
 class _Sentinel:

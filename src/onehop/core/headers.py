@@ -20,6 +20,8 @@ from operator import itemgetter
 from typing import Final, Union
 
 from onehop.core.framing import plain_content_length
+from onehop.core.native import INTERPRETED
+from onehop.core.native import new_instance as _new
 from onehop.core.syntax import (
     FIELD_VALUE_RE,
     TCHAR,
@@ -234,7 +236,7 @@ class Headers:
         item, values without OWS at either edge. The list becomes the instance's
         own: the caller must not change it afterwards.
         """
-        if INTERPRETED:  # (the constructor without its frame: see INTERPRETED)
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
             self = _new(cls)
             self.fields = fields
             self._wire = None
@@ -336,13 +338,8 @@ class Headers:
         return Headers.from_parsed(self.fields + extra.fields)
 
 
-#: This module runs interpreted (not compiled by mypyc). Then a trusted instance is built
-#: without an ``__init__`` frame (``object.__new__`` and its attributes, a fourth of the
-#: cost) on the parser's hot path; a compiled class refuses ``object.__new__``, and its
-#: constructor costs next to nothing. ``tests/test_builds.py`` checks both forms
-#: build the same instance.
-INTERPRETED: Final = not hasattr(Headers, "__mypyc_attrs__")
-_new: Final = object.__new__
+# (INTERPRETED: the pure build builds trusted instances without an ``__init__`` frame,
+# a fourth of the cost; see onehop.core.native.)
 
 EMPTY_HEADERS: Final = Headers.from_parsed([])
 
@@ -390,7 +387,7 @@ class ConnectionInfo:
         :meth:`Headers.from_parsed` takes them (and, like there, become the
         instance's own).
         """
-        if INTERPRETED:  # (the constructor without its frame: see INTERPRETED)
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
             self = _new(cls)
             self.options = options
             self.fields = Headers.from_parsed(fields)
@@ -579,7 +576,7 @@ def split_scanned(
     hop = HOP_BY_HOP_FIELDS
     if not special or hop.isdisjoint(special):
         # (Most messages end here.)
-        if INTERPRETED:  # (Headers(parsed=fields) without its frame: see INTERPRETED)
+        if INTERPRETED:  # (Headers(parsed=fields) without its frame: see core.native)
             headers = _new(Headers)
             headers.fields = fields
             headers._wire = None
@@ -608,7 +605,7 @@ def split_scanned(
     else:
         e2e = [f for f in fields if f[0] not in nominated]
         conn = [f for f in fields if f[0] in nominated]
-    if INTERPRETED:  # (the constructors without their frames: see INTERPRETED)
+    if INTERPRETED:  # (the constructors without their frames: see core.native)
         headers = _new(Headers)
         headers.fields = e2e
         headers._wire = None
