@@ -85,6 +85,12 @@ _BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "install", "de
 _commands = {arg for arg in sys.argv[1:] if not arg.startswith("-")}
 metadata_only = bool(_commands & _METADATA_ONLY) and not _commands & _BUILDS
 
+if COMPILE and "editable_wheel" in _commands:
+    # An editable install would put the extension modules into src/, where they would
+    # shadow the source for every later run from the tree (PYTHONPATH=src): refused.
+    raise SystemExit("setup.py: the compiled build is not editable: "
+                     "use ONEHOP_COMPILE=1 pip install . (or pip wheel .)")
+
 ext_modules = []
 if COMPILE and not metadata_only:
     modules = compiled_modules()
