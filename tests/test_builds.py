@@ -12,10 +12,12 @@ same instance as the constructor).
 
 from __future__ import annotations
 
+import enum
 import importlib
 import importlib.machinery
 import os
 import pickle
+import pkgutil
 import subprocess
 import sys
 
@@ -76,6 +78,36 @@ def test_pure_run_imports_source_modules() -> None:
         assert not _is_extension(name), f"{name} is an extension module"
     assert onehop.compiled is False
     assert _compiled.build_mode in ("pure", "source")
+
+
+def _compiled_bases(cls: type) -> list[type]:
+    """The classes of *cls*'s MRO that a compiled build makes native: defined in a compiled
+    module, and neither an Enum, an exception nor a Protocol (those stay Python classes)."""
+    return [
+        base for base in cls.__mro__[1:]
+        if base.__module__ in _compiled.COMPILED_MODULES
+        and not issubclass(base, (enum.Enum, BaseException))
+        and not getattr(base, "_is_protocol", False)
+    ]
+
+
+def test_no_interpreted_class_subclasses_a_compiled_one() -> None:
+    # A compiled build refuses it at import ("interpreted classes cannot inherit from
+    # compiled"): checked in the pure run too, so it fails before anyone builds. Fix by
+    # adding the subclass's module to COMPILED_MODULES, or by not subclassing.
+    offenders = []
+    for info in pkgutil.walk_packages(onehop.__path__, "onehop."):
+        if info.name in _compiled.COMPILED_MODULES or info.name == "onehop.__main__":
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # (an optional dependency that is not installed)
+            continue
+        for value in vars(module).values():
+            if isinstance(value, type) and value.__module__ == info.name and (
+                    bases := _compiled_bases(value)):
+                offenders.append(f"{info.name}.{value.__name__} < {bases[0].__qualname__}")
+    assert not offenders
 
 
 def test_errors_stay_interpreted_with_their_status_hints() -> None:
