@@ -36,7 +36,10 @@ The ratio columns compare with onehop both ways: requests/s (onehop's over
 theirs) and CPU per request (theirs over onehop's). On a shared machine the
 second is the steadier one: requests/s also moves with whatever else runs on
 the two CPUs. ``--baseline SRC`` adds ``onehop-baseline``, onehop run from
-another source tree, for before/after numbers taken in the same run.
+another source tree, for before/after numbers taken in the same run;
+``--compiled-venv PATH`` (or ``ONEHOP_COMPILED_VENV``) adds ``onehop-compiled``, the
+mypyc build installed in that venv (``ONEHOP_COMPILE=1 pip install .``), next to the
+pure ``onehop`` row.
 
 Run from the repository root with the dev environment::
 
@@ -45,6 +48,7 @@ Run from the repository root with the dev environment::
     python benchmarks/proxy.py --skip-memory
     python benchmarks/proxy.py --memory-only
     python benchmarks/proxy.py --baseline /tmp/old/src --proxies onehop,onehop-baseline
+    python benchmarks/proxy.py --compiled-venv /tmp/vc --proxies onehop,onehop-compiled,nginx
 
 Needs ``wrk``, ``taskset``, ``nginx`` (``/usr/sbin/nginx`` or on PATH) and at
 least two CPUs; aiohttp and proxy.py are skipped when not installed.

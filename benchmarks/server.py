@@ -16,6 +16,8 @@ Run from the repository root with the dev environment::
     python benchmarks/server.py                       # ~8 minutes
     python benchmarks/server.py --duration 2 --repeats 1 --servers onehop,uvicorn+httptools
     python benchmarks/server.py --skip-memory --apps hello --modes keep-alive
+    python benchmarks/server.py --compiled-venv /tmp/vc   # adds onehop-compiled: the mypyc
+                                # build from that venv (ONEHOP_COMPILE=1 pip install .)
 
 Needs ``wrk`` and ``taskset`` (Debian: ``apt-get install wrk util-linux``) and
 at least two CPUs; hypercorn and granian are skipped when not installed.

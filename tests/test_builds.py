@@ -15,11 +15,13 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.machinery
+import importlib.util
 import os
 import pickle
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +80,23 @@ def test_pure_run_imports_source_modules() -> None:
         assert not _is_extension(name), f"{name} is an extension module"
     assert onehop.compiled is False
     assert _compiled.build_mode in ("pure", "source")
+
+
+def test_the_build_backend_asks_for_mypy_only_when_compiling(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default install must download nothing extra (README: the first command).
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("_onehop_backend", root / "_build" /
+                                                  "backend.py")
+    if spec is None or spec.loader is None or not (root / "setup.py").is_file():
+        pytest.skip("not run from a source tree")
+    backend = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backend)
+    for value, compiling in (("", False), ("0", False), ("1", True), ("yes", True)):
+        monkeypatch.setenv("ONEHOP_COMPILE", value)
+        assert backend.compile_requested() is compiling
+        assert (backend.MYPY_PIN in backend._extra()) is compiling
+    assert backend.MYPY_PIN.startswith("mypy==")
 
 
 def _compiled_bases(cls: type) -> list[type]:
