@@ -179,3 +179,23 @@ def run_h2load(url: str, pid: int | None, duration: float, conns: int = 50,
         nerr += max(0, n - int(codes.group(1)))
     return Cell(float(rps.group(1)) if rps else 0.0, 0.0, cpu / n * 1e6 if n else 0.0,
                 status_kib(pid, "VmHWM") / 1024 if pid else 0.0, nerr)
+
+
+def compiled_python(venv: str | None) -> str | None:
+    """The Python of a venv holding onehop's compiled build (``ONEHOP_COMPILE=1 pip install
+    .``), for the ``onehop-compiled`` rows; None without one. Exits when onehop there is
+    not compiled, so a row labelled compiled never runs the pure build."""
+    if not venv:
+        return None
+    python = os.path.join(venv, "bin", "python")
+    out = subprocess.run([python, "-c", "import onehop; print(onehop.compiled)"],
+                         capture_output=True, text=True, env=without_pythonpath(), cwd="/")
+    if out.stdout.strip() != "True":
+        raise SystemExit(f"{venv}: onehop there is not the compiled build "
+                         f"({out.stdout.strip() or out.stderr.strip()[-200:]})")
+    return python
+
+
+def without_pythonpath(env: dict[str, str] | None = None) -> dict[str, str]:
+    """*env* (default: ours) without ``PYTHONPATH``: a venv's own onehop is imported."""
+    return {k: v for k, v in (os.environ if env is None else env).items() if k != "PYTHONPATH"}

@@ -7,6 +7,16 @@ Run from the repository root with the dev environment::
     python benchmarks/core.py --json     # results as JSON on stdout
     valgrind --tool=callgrind python benchmarks/core.py --untimed 1000 --only get
                                          # instructions, repeatable on a busy machine
+    python benchmarks/core.py --compiled-venv /tmp/vc
+                                         # also onehop compiled (mypyc), from the venv
+                                         # made by: python -m venv /tmp/vc &&
+                                         # ONEHOP_COMPILE=1 /tmp/vc/bin/pip install .
+
+With ``--compiled-venv`` (or ``ONEHOP_COMPILED_VENV``) each row also times the compiled
+build: that venv's Python runs the same onehop cases in a child process right after the
+row's in-process libraries (it cannot share a process with the pure build: the module
+names are the same), with the same time budget and repeats. This process must run the
+pure build (``PYTHONPATH=src``), the child the compiled one; both are checked.
 
 The mix:
 
@@ -38,7 +48,9 @@ import argparse
 import gc
 import json
 import math
+import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -764,12 +776,39 @@ def verify(cases: list[Case]) -> None:
             )
 
 
+def compiled_row(python: str, scenario: str, op: str, seconds: float,
+                 repeats: int) -> list[dict[str, Any]]:
+    """The onehop results of one row measured by the compiled build in *python* (a child
+    process running this script with ``--worker``), relabelled ``onehop-compiled``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [python, __file__, "--worker", "--only", scenario, "--op", op, "--time", str(seconds),
+         "--repeat", str(repeats)],
+        capture_output=True, text=True, check=True, env=env, cwd="/")
+    results: list[dict[str, Any]] = json.loads(out.stdout)
+    for r in results:
+        r["lib"] = "onehop-compiled"
+    return results
+
+
+def compiled_python(venv: str) -> str:
+    """The Python of the compiled build's venv; exit when it does not run compiled."""
+    python = str(os.path.join(venv, "bin", "python"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([python, "-c", "import onehop; print(onehop.compiled)"],
+                         capture_output=True, text=True, env=env, cwd="/")
+    if out.stdout.strip() != "True":
+        raise SystemExit(f"{venv}: onehop there is not the compiled build "
+                         f"({out.stdout.strip() or out.stderr.strip()[-200:]})")
+    return python
+
+
 ROWS = [
     ("get", "parse"), ("post", "parse"), ("chunked", "parse"), ("response", "parse"),
     ("pipelined", "parse"), ("get", "serialize"), ("post", "serialize"),
     ("chunked", "serialize"), ("response", "serialize"), ("pipelined", "cycle"),
 ]
-LIBS = ("onehop", "h11", "httptools")
+LIBS = ("onehop", "onehop-compiled", "h11", "httptools")
 
 
 def _mix_rate(rates: list[float]) -> float:
@@ -803,20 +842,25 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if parse:
                 mix["onehop_parse_only"] = _mix_rate([by[(s, o, "onehop")] for s, o in parse])
                 mix["httptools"] = _mix_rate([by[(s, o, "httptools")] for s, o in parse])
+            if parse and mix["onehop-compiled"] is not None:
+                mix["compiled_parse_only"] = _mix_rate(
+                    [by[(s, o, "onehop-compiled")] for s, o in parse])
         rows.append(mix)
     for row in rows:
         oh = row.get("onehop")
+        ohc = row.get("onehop-compiled")
         row["onehop/h11"] = oh / row["h11"] if oh and row.get("h11") else None
         base = row.get("onehop_parse_only", oh)
         row["onehop/httptools"] = base / row["httptools"] if base and row["httptools"] else None
-    ratios = [r["onehop/h11"] for r in rows[: -len(mixes)] if r["onehop/h11"]]
-    ht = [r["onehop/httptools"] for r in rows[: -len(mixes)] if r["onehop/httptools"]]
-    rows.append({
-        "row": "geometric mean of ratios",
-        "onehop": None, "h11": None, "httptools": None,
-        "onehop/h11": math.prod(ratios) ** (1 / len(ratios)) if ratios else None,
-        "onehop/httptools": math.prod(ht) ** (1 / len(ht)) if ht else None,
-    })
+        cbase = row.get("compiled_parse_only", ohc)
+        row["compiled/httptools"] = (
+            cbase / row["httptools"] if cbase and row["httptools"] else None)
+        row["compiled/pure"] = ohc / oh if ohc and oh else None
+    geo: dict[str, Any] = {"row": "geometric mean of ratios", **dict.fromkeys(LIBS)}
+    for key in ("onehop/h11", "onehop/httptools", "compiled/httptools", "compiled/pure"):
+        vals = [r[key] for r in rows[: -len(mixes)] if r[key]]
+        geo[key] = math.prod(vals) ** (1 / len(vals)) if vals else None
+    rows.append(geo)
     return rows
 
 
@@ -827,15 +871,31 @@ def table(rows: list[dict[str, Any]]) -> str:
     def ratio(v: float | None) -> str:
         return f"{v:.2f}x" if v else "-"
 
-    lines = [
-        "| scenario | onehop msg/s | h11 msg/s | httptools msg/s | onehop/h11 | onehop/httptools |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    compiled = any(r.get("onehop-compiled") for r in rows)
+    if compiled:
+        lines = [
+            "| scenario | onehop compiled msg/s | onehop pure msg/s | h11 msg/s | httptools msg/s "
+            "| compiled/pure | compiled/httptools | pure/httptools | pure/h11 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        lines = [
+            "| scenario | onehop msg/s | h11 msg/s | httptools msg/s | onehop/h11 "
+            "| onehop/httptools |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
     for r in rows:
-        lines.append(
-            f"| {r['row']} | {rate(r['onehop'])} | {rate(r['h11'])} | {rate(r['httptools'])} "
-            f"| {ratio(r['onehop/h11'])} | {ratio(r['onehop/httptools'])} |"
-        )
+        if compiled:
+            lines.append(
+                f"| {r['row']} | {rate(r['onehop-compiled'])} | {rate(r['onehop'])} "
+                f"| {rate(r['h11'])} | {rate(r['httptools'])} | {ratio(r['compiled/pure'])} "
+                f"| {ratio(r['compiled/httptools'])} | {ratio(r['onehop/httptools'])} "
+                f"| {ratio(r['onehop/h11'])} |")
+        else:
+            lines.append(
+                f"| {r['row']} | {rate(r['onehop'])} | {rate(r['h11'])} | {rate(r['httptools'])} "
+                f"| {ratio(r['onehop/h11'])} | {ratio(r['onehop/httptools'])} |"
+            )
     lines += [
         "",
         "msg/s = messages per second (pipelined: requests). Total mix = messages per second",
@@ -856,6 +916,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--untimed", type=int, default=0, metavar="N",
                     help="run each onehop case N times, untimed and unchecked, and exit: for "
                     "valgrind --tool=callgrind (subtract a run with N=0 for the setup)")
+    ap.add_argument("--compiled-venv", metavar="PATH",
+                    default=os.environ.get("ONEHOP_COMPILED_VENV") or None,
+                    help="a venv with the compiled build (ONEHOP_COMPILE=1 pip install .): "
+                    "add its rows (default: $ONEHOP_COMPILED_VENV)")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--op", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     seconds = args.time if args.time is not None else (0.05 if args.quick else 1.5)
     repeats = args.repeat if args.repeat is not None else (3 if args.quick else 5)
@@ -864,6 +930,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         cases = [c for c in cases if c.scenario in wanted]
+    if args.worker:  # (a compiled row, for the parent: see compiled_row)
+        ours = [c for c in cases if c.lib == "onehop" and (not args.op or c.op == args.op)]
+        json.dump(measure_row(ours, seconds, repeats, clock_overhead()), sys.stdout)
+        return 0
+    compiled_py = compiled_python(args.compiled_venv) if args.compiled_venv else None
+    if compiled_py is not None and onehop.compiled:
+        raise SystemExit("run the pure build here (PYTHONPATH=src): the compiled one runs "
+                         "from --compiled-venv")
     if args.untimed or "--untimed" in (argv if argv is not None else sys.argv):
         for case in cases:
             if case.lib == "onehop":
@@ -880,10 +954,13 @@ def main(argv: list[str] | None = None) -> int:
     by_row: dict[tuple[str, str], list[Case]] = {}
     for case in cases:
         by_row.setdefault((case.scenario, case.op), []).append(case)
-    for row in by_row.values():
-        for r in measure_row(row, seconds, repeats, overhead):
+    for (scenario, op), row in by_row.items():
+        got = measure_row(row, seconds, repeats, overhead)
+        if compiled_py is not None:
+            got += compiled_row(compiled_py, scenario, op, seconds, repeats)
+        for r in got:
             results.append(r)
-            print(f"  {r['scenario']:9} {r['op']:9} {r['lib']:9} {r['msgs_per_s']:>12,.0f} msg/s"
+            print(f"  {r['scenario']:9} {r['op']:9} {r['lib']:15} {r['msgs_per_s']:>12,.0f} msg/s"
                   f"  {r['us_per_msg']:7.2f} us", file=log)
     rows = summarize(results)
     if args.json:

@@ -41,7 +41,10 @@ The ratio columns compare with onehop both ways: requests/s (onehop's over
 theirs) and CPU per request (theirs over onehop's). On a shared machine the
 second is the steadier one: requests/s also moves with whatever else runs on
 the two CPUs. ``--baseline SRC`` adds ``onehop-baseline``, onehop run from
-another source tree, for before/after numbers taken in the same run.
+another source tree, for before/after numbers taken in the same run;
+``--compiled-venv PATH`` (or ``ONEHOP_COMPILED_VENV``) adds ``onehop-compiled``, the
+mypyc build installed in that venv (``ONEHOP_COMPILE=1 pip install .``), next to the
+pure ``onehop`` row.
 
 Run from the repository root with the dev environment::
 
@@ -50,6 +53,7 @@ Run from the repository root with the dev environment::
     python benchmarks/proxy.py --skip-memory
     python benchmarks/proxy.py --memory-only
     python benchmarks/proxy.py --baseline /tmp/old/src --proxies onehop,onehop-baseline
+    python benchmarks/proxy.py --compiled-venv /tmp/vc --proxies onehop,onehop-compiled,nginx
 
 Needs ``wrk``, ``taskset``, ``nginx`` (``/usr/sbin/nginx`` or on PATH) and at
 least two CPUs; aiohttp and proxy.py are skipped when not installed.
@@ -71,7 +75,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from _procs import Cell, Running, free_port, have, run_h2load, run_wrk, status_kib
+from _procs import (
+    Cell,
+    Running,
+    compiled_python,
+    free_port,
+    have,
+    run_h2load,
+    run_wrk,
+    status_kib,
+    without_pythonpath,
+)
 
 ORIGIN_CONF = """\
 worker_processes 1;
@@ -261,14 +275,15 @@ class Contender:
     cpus: str = "0"
     absolute: bool = False
     note: str = ""
-    #: ``PYTHONPATH`` head for this contender (``--baseline``: another onehop tree).
+    #: ``PYTHONPATH`` head for this contender (``--baseline``: another onehop tree; empty:
+    #: no ``PYTHONPATH`` at all, for the compiled build's venv).
     src: str | None = None
 
 
 
 
-def contenders(tmp: Path, origin: int, nginx: str,
-               baseline: str | None = None) -> dict[str, Contender]:
+def contenders(tmp: Path, origin: int, nginx: str, baseline: str | None = None,
+               compiled: str | None = None) -> dict[str, Contender]:
     """Every contender that can run here, keyed by name; commands use port ``{port}``."""
     py = sys.executable
     upstream = f"http://127.0.0.1:{origin}"
@@ -279,6 +294,9 @@ def contenders(tmp: Path, origin: int, nginx: str,
     if baseline:
         out["onehop-baseline"] = Contender("onehop-baseline", onehop, src=baseline,
                                            note=f"src from {baseline}")
+    if compiled:
+        out["onehop-compiled"] = Contender("onehop-compiled", [compiled, *onehop[1:]], src="",
+                                           note="mypyc build")
     for workers in (1, 2):
         name = "nginx" if workers == 1 else "nginx-w2"
         conf = tmp / f"nginx-proxy-{workers}.conf.in"
@@ -411,6 +429,10 @@ def main() -> int:
                              "proxy.py, onehop-w2, nginx-w2")
     parser.add_argument("--baseline", metavar="SRC",
                         help="also run onehop from this src directory (before/after in one run)")
+    parser.add_argument("--compiled-venv", metavar="PATH",
+                        default=os.environ.get("ONEHOP_COMPILED_VENV") or None,
+                        help="add onehop-compiled: the mypyc build installed in this venv "
+                             "(default: $ONEHOP_COMPILED_VENV)")
     parser.add_argument("--skip-memory", action="store_true", help="no 1 GiB streaming run")
     parser.add_argument("--memory-only", action="store_true", help="only the streaming run")
     parser.add_argument("--memory-size", type=int, default=GIB, help="bytes each way")
@@ -513,7 +535,7 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
     oport = free_port()
     (tmp / "origin.conf").write_text(ORIGIN_CONF.format(tmp=tmp, port=oport))
     origin_cmd = [nginx, "-p", str(tmp), "-c", str(tmp / "origin.conf")]
-    every = contenders(tmp, oport, nginx, args.baseline)
+    every = contenders(tmp, oport, nginx, args.baseline, compiled_python(args.compiled_venv))
     names = list(every)
     if args.proxies:
         wanted = args.proxies.split(",")
@@ -546,7 +568,9 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
                             cmd = _instantiate(c, port, tmp, oport)
                             target = f"http://127.0.0.1:{oport}/" if c.absolute else "/"
                             cenv = env
-                            if c.src is not None:
+                            if c.src == "":
+                                cenv = without_pythonpath(env)
+                            elif c.src is not None:
                                 cenv = {**env, "PYTHONPATH": os.pathsep.join(
                                     [c.src, env.get("PYTHONPATH", "")])}
                             with Running(cmd, port, cenv, tmp, cpus=c.cpus, target=target,

@@ -26,6 +26,8 @@ Run from the repository root with the dev environment::
     python benchmarks/server.py                       # ~8 minutes
     python benchmarks/server.py --duration 2 --repeats 1 --servers onehop,uvicorn+httptools
     python benchmarks/server.py --skip-memory --apps hello --modes keep-alive
+    python benchmarks/server.py --compiled-venv /tmp/vc   # adds onehop-compiled: the mypyc
+                                # build from that venv (ONEHOP_COMPILE=1 pip install .)
 
 Needs ``wrk`` and ``taskset`` (Debian: ``apt-get install wrk util-linux``) and
 at least two CPUs; hypercorn and granian are skipped when not installed.
@@ -49,6 +51,7 @@ from pathlib import Path
 from _procs import (
     Cell,
     Running,
+    compiled_python,
     cpu_seconds,
     free_port,
     have,
@@ -127,11 +130,12 @@ def make_cert(directory: Path) -> tuple[str, str]:
 
 
 def server_commands(app: str, port: int, baseline: str | None = None,
-                    apps_dir: str = "", tls: tuple[str, str] | None = None
-                    ) -> dict[str, list[str]]:
+                    apps_dir: str = "", tls: tuple[str, str] | None = None,
+                    compiled: str | None = None) -> dict[str, list[str]]:
     """The command line of every installed server, serving *app* on *port* (with TLS when
     *tls* is (certfile, keyfile)); with *baseline*, also ``onehop-baseline``: onehop run
-    from that source tree."""
+    from that source tree; with *compiled* (a venv's Python), ``onehop-compiled``: the
+    mypyc build."""
     py = sys.executable
     ssl_args = ["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]] if tls else []
     onehop = [py, "-m", "onehop", "serve", app, "--port", str(port), "--no-access-log",
@@ -141,6 +145,8 @@ def server_commands(app: str, port: int, baseline: str | None = None,
     if baseline:
         out["onehop-baseline"] = ["env", f"PYTHONPATH={apps_dir}{os.pathsep}{baseline}",
                                   *onehop]
+    if compiled:
+        out["onehop-compiled"] = ["env", f"PYTHONPATH={apps_dir}", compiled, *onehop[1:]]
     if have("uvicorn"):
         base = [py, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
                 "--log-level", "warning", "--loop", "uvloop",
@@ -400,6 +406,10 @@ def main() -> int:
                         help="comma-separated wrk -c values; one row each")
     parser.add_argument("--baseline", metavar="SRC",
                         help="add onehop-baseline: onehop from another source tree")
+    parser.add_argument("--compiled-venv", metavar="PATH",
+                        default=os.environ.get("ONEHOP_COMPILED_VENV") or None,
+                        help="add onehop-compiled: the mypyc build installed in this venv "
+                             "(default: $ONEHOP_COMPILED_VENV)")
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs per cell, server order reversed every other repeat")
     parser.add_argument("--servers", default="", help="comma-separated subset")
@@ -435,7 +445,8 @@ def main() -> int:
                            if p)
     env = {**os.environ, "PYTHONPATH": path}
 
-    names = list(server_commands("x:y", 0, args.baseline, str(tmp)))
+    compiled = compiled_python(args.compiled_venv)
+    names = list(server_commands("x:y", 0, args.baseline, str(tmp), compiled=compiled))
     conns_list = [int(c) for c in args.connections.split(",")]
     if args.servers:
         names = [n for n in names if n in args.servers.split(",")]
@@ -467,7 +478,8 @@ def main() -> int:
                         port = free_port()
                         secure = mode in TLS_MODES
                         cmd = server_commands(f"bench_apps:{app}", port, args.baseline,
-                                              str(tmp), tls if secure else None)[name]
+                                              str(tmp), tls if secure else None,
+                                              compiled)[name]
                         try:
                             with Running(cmd, port, env, tmp, tls=secure) as server:
                                 cell = wrk_server(server, margs, args.duration, conns,
@@ -513,7 +525,8 @@ def main() -> int:
             row = []
             for count in counts:
                 port = free_port()
-                cmd = server_commands("bench_apps:hello", port, args.baseline, str(tmp))[name]
+                cmd = server_commands("bench_apps:hello", port, args.baseline, str(tmp),
+                                      compiled=compiled)[name]
                 try:
                     with Running(cmd, port, env, tmp) as server:
                         row.append(f"{idle_connection_cost(server, count):.1f}")

@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from onehop._compiled import describe as build_description
 from onehop._version import __version__
 
 #: Modules that contribute a subcommand, in the order ``--help`` lists them.
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="onehop",
         description="HTTP/1.x connection management done right (RFC 9110 §7.6.1, RFC 9112 §9).",
     )
-    parser.add_argument("--version", action="version", version=f"onehop {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"onehop {__version__} ({build_description()})")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

@@ -48,10 +48,11 @@ from onehop.core.headers import (
     NO_CONNECTION_INFO,
     ConnectionInfo,
     Headers,
-    _new,
     scan,
     split_scanned,
 )
+from onehop.core.native import INTERPRETED
+from onehop.core.native import new_instance as _new
 from onehop.core.persistence import persists_after
 from onehop.core.reader import DEFAULT_LIMITS, ChunkedReader, HeadParser, Limits
 from onehop.core.state import NEXT, State, Trigger
@@ -329,13 +330,15 @@ class Connection:
         if not persists_after(version, conn.options, True, self._intermediary,
                               self._http10_keep_alive):
             self._persist = False
-        # (Request's __init__ without its frame: every part is already bytes/Headers.)
-        request = _new(Request)
-        request.method = method
-        request.target = target
-        request.headers = headers
-        request.connection = conn
-        request.http_version = version
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
+            request = _new(Request)
+            request.method = method
+            request.target = target
+            request.headers = headers
+            request.connection = conn
+            request.http_version = version
+        else:
+            request = Request(method, target, headers, conn, version)
         self._request = request
         self._response_done = False
         self._read = _ON_HEAD[self._read]
@@ -368,12 +371,15 @@ class Connection:
                 self._switch()
             return event
         framing, length = response_framing(special, version, request.method, status)
-        response = _new(Response)  # (Response's __init__ without its frame)
-        response.status_code = status
-        response.headers = headers
-        response.reason = reason
-        response.connection = conn
-        response.http_version = version
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
+            response = _new(Response)
+            response.status_code = status
+            response.headers = headers
+            response.reason = reason
+            response.connection = conn
+            response.http_version = version
+        else:
+            response = Response(status, headers, reason, conn, version)
         if framing is _TUNNEL:
             outstanding.popleft()
             self._switch()
@@ -412,9 +418,11 @@ class Connection:
                 data = bytes(buf[:left])
                 del buf[:left]
             self._rleft = left - len(data)
-            event = _new(Data)  # (Data's __init__ without its frame)
-            event.data = data
-            return event
+            if INTERPRETED:  # (the constructor without its frame: see core.native)
+                event = _new(Data)
+                event.data = data
+                return event
+            return Data(data)
         if framing is _UNTIL_CLOSE:
             if buf:
                 limit = self._limits.max_body_size
@@ -435,9 +443,11 @@ class Connection:
         if got is None:
             return NEED_DATA
         if isinstance(got, bytes):
-            data = _new(Data)  # (Data's __init__ without its frame)
-            data.data = got
-            return data
+            if INTERPRETED:  # (the constructor without its frame: see core.native)
+                event = _new(Data)
+                event.data = got
+                return event
+            return Data(got)
         return self._end_read(Headers.from_parsed(got) if got else EMPTY_HEADERS)
 
     def _end_read(self, trailers: Headers) -> EndOfMessage:
@@ -449,8 +459,11 @@ class Connection:
         response (END) and, after an answered CONNECT or Upgrade that did not
         switch, writes again (RESUME); otherwise both directions are done.
         """
-        end = _new(EndOfMessage)  # (EndOfMessage's __init__ without its frame)
-        end.trailers = trailers
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
+            end = _new(EndOfMessage)
+            end.trailers = trailers
+        else:
+            end = EndOfMessage(trailers)
         if self._is_server:
             if not self._persist:
                 self._read = _ON_END_LAST[self._read]
@@ -491,14 +504,15 @@ class Connection:
                 raise InvalidSendState(f"cannot send Data in state {self._write.name}")
             body = self._wbody
             data = event.data
-            # (BodyWriter.data's commonest cases, inlined; tests/core/test_body_writer.py
-            # checks they agree with it.)
-            framing = body.framing
-            if framing is _LENGTH and len(data) <= body.remaining:
-                body.remaining -= len(data)
-                return data
-            if framing is _CHUNKED and data:
-                return b"%x\r\n%s\r\n" % (len(data), data)
+            if INTERPRETED:
+                # (BodyWriter.data's commonest cases without its frame, see core.native;
+                # tests/core/test_body_writer.py checks they agree with it.)
+                framing = body.framing
+                if framing is _LENGTH and len(data) <= body.remaining:
+                    body.remaining -= len(data)
+                    return data
+                if framing is _CHUNKED and data:
+                    return b"%x\r\n%s\r\n" % (len(data), data)
             return body.data(data)
         if type(event) is EndOfMessage:
             return self._send_end(event)
@@ -587,9 +601,9 @@ class Connection:
             raise InvalidSendState(f"cannot send EndOfMessage in state {self._write.name}")
         body = self._wbody
         trailers = event.trailers.fields
-        if not trailers and (body.framing is _NO_BODY or (
+        if INTERPRETED and not trailers and (body.framing is _NO_BODY or (
                 body.framing is _LENGTH and not body.remaining)):
-            data = b""  # (BodyWriter.end's commonest cases, inlined; see test_body_writer.py)
+            data = b""  # (BodyWriter.end's commonest cases without its frame: core.native)
         else:
             data = body.end(trailers)
         if self._is_server:

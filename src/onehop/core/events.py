@@ -9,6 +9,8 @@ connection-specific fields), split once by :func:`onehop.core.headers.split_fiel
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from onehop.core.headers import (
     EMPTY_HEADERS,
     NO_CONNECTION_INFO,
@@ -22,28 +24,24 @@ def _encode(value: bytes | str) -> bytes:
     return value.encode("latin-1") if isinstance(value, str) else bytes(value)
 
 
-def _slot_names(cls: type) -> tuple[str, ...]:
-    names: list[str] = []
-    for klass in reversed(cls.__mro__):
-        names.extend(klass.__dict__.get("__slots__", ()))
-    return tuple(names)
-
-
 class Event:
     """Base of all events."""
 
     __slots__ = ()
 
+    #: The attributes that make an event what it is, for ``==`` and ``repr``: an explicit
+    #: list, since a compiled class has no ``__slots__`` to read (every event compared
+    #: equal before this list existed; ``tests/test_builds.py`` pins it).
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
     def __repr__(self) -> str:
-        names = _slot_names(type(self))
-        attrs = ", ".join(f"{k}={getattr(self, k)!r}" for k in names)
+        attrs = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.FIELDS)
         return f"{type(self).__name__}({attrs})"
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        names = _slot_names(type(self))
-        return all(getattr(self, k) == getattr(other, k) for k in names)
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -52,6 +50,8 @@ class Request(Event):
     """A request head. ``http_version`` is ``b"1.1"`` or ``b"1.0"``."""
 
     __slots__ = ("connection", "headers", "http_version", "method", "target")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "connection", "headers", "http_version", "method", "target")
 
     def __init__(
         self,
@@ -82,6 +82,8 @@ class Request(Event):
 
 class _ResponseBase(Event):
     __slots__ = ("connection", "headers", "http_version", "reason", "status_code")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "connection", "headers", "http_version", "reason", "status_code")
 
     def __init__(
         self,
@@ -114,6 +116,7 @@ class Data(Event):
     """A piece of message content (de-chunked on receive; framed by the writer on send)."""
 
     __slots__ = ("data",)
+    FIELDS: ClassVar[tuple[str, ...]] = ("data",)
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -123,6 +126,7 @@ class EndOfMessage(Event):
     """The end of a message's content, with its trailer fields (chunked only)."""
 
     __slots__ = ("trailers",)
+    FIELDS: ClassVar[tuple[str, ...]] = ("trailers",)
 
     def __init__(self, trailers: HeaderInput = EMPTY_HEADERS) -> None:
         self.trailers = trailers if type(trailers) is Headers else Headers(trailers)

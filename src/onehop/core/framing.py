@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from onehop.core.native import INTERPRETED
 from onehop.errors import (
     ChunkedNotLast,
     ConflictingFraming,
@@ -139,10 +140,14 @@ def request_framing(
         cl = special.get(b"content-length")
         if cl is None:
             return _NO_CONTENT
-        if len(cl) == 1:
+        if not INTERPRETED:
+            length = plain_content_length(cl)
+            if length is not None:
+                return _LENGTH, length
+        elif len(cl) == 1:  # (plain_content_length without its frame: see core.native)
             value = cl[0]
             if value.isdigit() and len(value) <= MAX_CONTENT_LENGTH_DIGITS:
-                return _LENGTH, int(value)  # (plain_content_length's case)
+                return _LENGTH, int(value)
     return fields_framing(special, http_version, is_response=False)
 
 
@@ -176,10 +181,14 @@ def response_framing(
     if te is None:
         if cl is None:
             return _UNTIL_CLOSE
-        if len(cl) == 1:
+        if not INTERPRETED:
+            length = plain_content_length(cl)
+            if length is not None:
+                return _LENGTH, length
+        elif len(cl) == 1:  # (plain_content_length without its frame: see core.native)
             value = cl[0]
             if value.isdigit() and len(value) <= MAX_CONTENT_LENGTH_DIGITS:
-                return _LENGTH, int(value)  # (plain_content_length's case)
+                return _LENGTH, int(value)
     elif cl is None and te == _JUST_CHUNKED and http_version == b"1.1":
         return _CHUNKED
     return fields_framing(special, http_version, is_response=True)

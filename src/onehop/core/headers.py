@@ -20,6 +20,8 @@ from operator import itemgetter
 from typing import Final, Union
 
 from onehop.core.framing import plain_content_length
+from onehop.core.native import INTERPRETED
+from onehop.core.native import new_instance as _new
 from onehop.core.syntax import (
     FIELD_VALUE_RE,
     TCHAR,
@@ -166,11 +168,14 @@ class Headers:
     #: not a copy (read-only by contract; a plain attribute, so reading is free).
     fields: list[Field]
 
-    def __init__(self, fields: HeaderInput = ()) -> None:
+    def __init__(self, fields: HeaderInput = (), *, parsed: list[Field] | None = None) -> None:
         self._wire: WireFields | None = None
         #: The pairs as checked, "name NUL value" LF-joined (list fast path only):
         #: :class:`WireFields` turns it into the field lines with two replaces.
         self._joined: bytes | None = None
+        if parsed is not None:  # (the trusted constructor: see from_parsed)
+            self.fields = parsed
+            return
         if isinstance(fields, Headers):
             self.fields = list(fields.fields)
             return
@@ -231,14 +236,18 @@ class Headers:
         item, values without OWS at either edge. The list becomes the instance's
         own: the caller must not change it afterwards.
         """
-        self = _new(cls)
-        self.fields = fields
-        self._wire = None
-        self._joined = None
-        return self
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
+            self = _new(cls)
+            self.fields = fields
+            self._wire = None
+            self._joined = None
+            return self
+        return cls(parsed=fields)
 
-    #: Former name of :meth:`from_parsed`, kept while other packages move over.
-    _trusted = from_parsed
+    @classmethod
+    def _trusted(cls, fields: list[Field]) -> Headers:
+        """Former name of :meth:`from_parsed`, kept while other packages move over."""
+        return cls(parsed=fields)
 
     @property
     def _fields(self) -> list[Field]:
@@ -329,8 +338,8 @@ class Headers:
         return Headers.from_parsed(self.fields + extra.fields)
 
 
-#: Builds an instance without calling ``__init__`` (no Python frame): for trusted data.
-_new: Final = object.__new__
+# (INTERPRETED: the pure build builds trusted instances without an ``__init__`` frame,
+# a fourth of the cost; see onehop.core.native.)
 
 EMPTY_HEADERS: Final = Headers.from_parsed([])
 
@@ -355,14 +364,20 @@ class ConnectionInfo:
     __slots__ = ("_keep_alive", "_lines", "fields", "options")
 
     def __init__(
-        self, options: Iterable[bytes | str] = (), fields: HeaderInput = ()
+        self, options: Iterable[bytes | str] = (), fields: HeaderInput = (), *,
+        parsed: frozenset[bytes] | None = None, parsed_fields: list[Field] | None = None,
     ) -> None:
-        self.options: frozenset[bytes] = (
-            frozenset(_to_bytes(o).lower() for o in options) if options else _NO_OPTIONS
-        )
-        self.fields: Headers = fields if isinstance(fields, Headers) else Headers(fields)
         self._keep_alive: KeepAliveParams | None = None
         self._lines: list[bytes | None] | None = None
+        if parsed is not None and parsed_fields is not None:
+            # (the trusted constructor: see from_parsed)
+            self.options: frozenset[bytes] = parsed
+            self.fields: Headers = Headers(parsed=parsed_fields)
+            return
+        self.options = (
+            frozenset(_to_bytes(o).lower() for o in options) if options else _NO_OPTIONS
+        )
+        self.fields = fields if isinstance(fields, Headers) else Headers(fields)
 
     @classmethod
     def from_parsed(cls, options: frozenset[bytes], fields: list[Field]) -> ConnectionInfo:
@@ -372,15 +387,19 @@ class ConnectionInfo:
         :meth:`Headers.from_parsed` takes them (and, like there, become the
         instance's own).
         """
-        self = _new(cls)
-        self.options = options
-        self.fields = Headers.from_parsed(fields)
-        self._keep_alive = None
-        self._lines = None
-        return self
+        if INTERPRETED:  # (the constructor without its frame: see core.native)
+            self = _new(cls)
+            self.options = options
+            self.fields = Headers.from_parsed(fields)
+            self._keep_alive = None
+            self._lines = None
+            return self
+        return cls(parsed=options, parsed_fields=fields)
 
-    #: Former name of :meth:`from_parsed`, kept while other packages move over.
-    _trusted = from_parsed
+    @classmethod
+    def _trusted(cls, options: frozenset[bytes], fields: list[Field]) -> ConnectionInfo:
+        """Former name of :meth:`from_parsed`, kept while other packages move over."""
+        return cls(parsed=options, parsed_fields=fields)
 
     @property
     def close(self) -> bool:
@@ -556,12 +575,14 @@ def split_scanned(
     """
     hop = HOP_BY_HOP_FIELDS
     if not special or hop.isdisjoint(special):
-        # (Headers.from_parsed without its frame: most messages end here.)
-        headers = _new(Headers)
-        headers.fields = fields
-        headers._wire = None
-        headers._joined = None
-        return headers, NO_CONNECTION_INFO
+        # (Most messages end here.)
+        if INTERPRETED:  # (Headers(parsed=fields) without its frame: see core.native)
+            headers = _new(Headers)
+            headers.fields = fields
+            headers._wire = None
+            headers._joined = None
+            return headers, NO_CONNECTION_INFO
+        return Headers(parsed=fields), NO_CONNECTION_INFO
     lines = special.get(b"connection")
     if lines is None:
         options: frozenset[bytes] = _NO_OPTIONS
@@ -584,21 +605,22 @@ def split_scanned(
     else:
         e2e = [f for f in fields if f[0] not in nominated]
         conn = [f for f in fields if f[0] in nominated]
-    # (from_parsed without its frames, as above)
-    headers = _new(Headers)
-    headers.fields = e2e
-    headers._wire = None
-    headers._joined = None
-    conn_headers = _new(Headers)
-    conn_headers.fields = conn
-    conn_headers._wire = None
-    conn_headers._joined = None
-    info = _new(ConnectionInfo)
-    info.options = options
-    info.fields = conn_headers
-    info._keep_alive = None
-    info._lines = None
-    return headers, info
+    if INTERPRETED:  # (the constructors without their frames: see core.native)
+        headers = _new(Headers)
+        headers.fields = e2e
+        headers._wire = None
+        headers._joined = None
+        conn_headers = _new(Headers)
+        conn_headers.fields = conn
+        conn_headers._wire = None
+        conn_headers._joined = None
+        info = _new(ConnectionInfo)
+        info.options = options
+        info.fields = conn_headers
+        info._keep_alive = None
+        info._lines = None
+        return headers, info
+    return Headers(parsed=e2e), ConnectionInfo(parsed=options, parsed_fields=conn)
 
 
 def split_headers(headers: HeaderInput) -> tuple[Headers, ConnectionInfo]:
