@@ -35,6 +35,7 @@ from typing import Any, Final
 
 from onehop._aio import http2
 from onehop._aio.flow import FlowControl
+from onehop._aio.h2fields import PREFACE
 from onehop._aio.handlers import (
     CLOSE,
     Endpoint,
@@ -97,7 +98,7 @@ _EXCHANGE: Final = Mode.EXCHANGE
 _TUNNEL: Final = Mode.TUNNEL
 _HTTP2: Final = Mode.HTTP2
 _NEW: Final = Mode.NEW
-_PREFACE: Final = http2.PREFACE
+_PREFACE: Final = PREFACE
 _NO_DEADLINE: Final = Deadline.NONE
 _IDLE_DEADLINE: Final = Deadline.IDLE
 _BODY_DEADLINE: Final = Deadline.BODY

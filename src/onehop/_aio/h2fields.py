@@ -30,6 +30,10 @@ from onehop.core import ConnectionInfo, Headers, Request
 from onehop.core.headers import HOP_BY_HOP_FIELDS, NO_CONNECTION_INFO
 from onehop.core.syntax import TCHAR
 
+#: The client connection preface (RFC 9113 §3.4): the first bytes of every HTTP/2
+#: connection, chosen so that an HTTP/1.x server fails on it rather than answering.
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
 log: Final = logging.getLogger("onehop.http2")
 
 #: Fields that are connection-specific in HTTP/2 whatever their value (RFC 9113 §8.2.2);

@@ -70,9 +70,6 @@ if TYPE_CHECKING:
 
 error_log: Final = logging.getLogger("onehop.error")
 
-#: The client connection preface (RFC 9113 §3.4): the first bytes of every HTTP/2
-#: connection, chosen so that an HTTP/1.x server fails on it rather than answering.
-PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 #: The connection-level receive window we open (RFC 9113 §6.9.2: it starts at 65,535
 #: whatever SETTINGS say): room for several streams' uploads at once, bounded.
