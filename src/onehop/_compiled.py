@@ -38,6 +38,7 @@ COMPILED_MODULES: Final = (
     "onehop._aio.handlers",
     "onehop._aio.serving",
     "onehop._aio.timer",
+    "onehop._aio.tracing",
     "onehop.server.asgi",
     "onehop.server.heads",
     "onehop.proxy.downstream",

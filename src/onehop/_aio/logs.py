@@ -1,5 +1,5 @@
 """Logging for the processes ``onehop serve`` and ``onehop proxy`` run: named loggers,
-uvicorn's levels (TRACE too), ``--log-config``, colours, and the trace endpoint.
+uvicorn's levels (TRACE too), ``--log-config`` and colours.
 
 The command line configures only onehop's own loggers, never the root logger: an
 application that configures logging itself (Django does, from its settings) keeps
@@ -29,8 +29,6 @@ import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Final, Literal
-
-from onehop._aio.endpoint import ServerEndpoint
 
 #: uvicorn's TRACE level: below DEBUG, per-connection events.
 TRACE: Final = 5
@@ -236,31 +234,3 @@ def configure(settings: LogSettings) -> None:
             access = logging.getLogger(name)
             access.handlers = []
             access.propagate = False
-
-
-def endpoint_class() -> type[ServerEndpoint]:
-    """The endpoint a listener should create: :class:`TracingEndpoint` when TRACE is on
-    for ``onehop.error`` (the plain one otherwise costs nothing for tracing)."""
-    return TracingEndpoint if error_log.isEnabledFor(TRACE) else ServerEndpoint
-
-
-class TracingEndpoint(ServerEndpoint):
-    """A :class:`ServerEndpoint` that logs, at TRACE, each connection opened and closed
-    with the count of open connections of its listener (``--log-level trace``)."""
-
-    __slots__ = ()
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        error_log.log(TRACE, "%s: connection made%s (%d open)", _peer(self.client_addr),
-                      " (TLS)" if self.scheme == "https" else "", len(self.state.connections))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        error_log.log(TRACE, "%s: connection lost after %d request(s)%s (%d open)",
-                      _peer(self.client_addr), self.requests,
-                      f": {exc}" if exc is not None else "", len(self.state.connections))
-
-
-def _peer(addr: tuple[str, int] | None) -> str:
-    return f"{addr[0]}:{addr[1]}" if addr else "-"

@@ -26,10 +26,10 @@ from dataclasses import replace
 from typing import Final
 
 from onehop._aio.endpoint import ServerEndpoint
-from onehop._aio.logs import endpoint_class
 from onehop._aio.serving import ServingState
 from onehop._aio.sockets import bind_socket
 from onehop._aio.tls import alpn_protocols
+from onehop._aio.tracing import endpoint_class
 from onehop.proxy.config import ConfigError, ProxyConfig, split_listen
 from onehop.proxy.inbound import Inbound
 from onehop.proxy.routing import RequestHook, ResponseHook, Router

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 
 from onehop._aio import new_event_loop
 from onehop._aio.endpoint import ServerEndpoint
-from onehop._aio.logs import TRACE, endpoint_class
+from onehop._aio.logs import TRACE
 from onehop._aio.serving import ServingState
 from onehop._aio.sockets import bind_socket, describe
 from onehop._aio.tls import TLSConfigError
+from onehop._aio.tracing import endpoint_class
 from onehop.server.asgi import AsgiService
 from onehop.server.config import AppLoadError, ASGIApp, Config
 from onehop.server.lifespan import Lifespan
