@@ -202,6 +202,36 @@ def test_serving_config_pickles_for_workers() -> None:
     assert (copy.limits, copy.idle_timeout) == (config.limits, 3.0)
 
 
+def test_http2_settings_pickle_by_value() -> None:
+    from onehop._aio.serving import Http2Settings, ServingConfig
+
+    settings = Http2Settings(max_concurrent_streams=7, initial_window_size=1 << 20)
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    config = ServingConfig(limits=Limits(), http2=settings)
+    assert pickle.loads(pickle.dumps(config)).http2 == settings
+
+
+def test_a_connect_error_keeps_its_cause_for_the_exit_status() -> None:
+    """The CLI's exit status (60: certificate not verified) reads the cause, which a
+    compiled ``raise ... from`` drops: the dialer sets it by hand."""
+    import asyncio
+
+    from onehop.client import ConnectError
+    from onehop.client.connection import HTTPConnection
+    from onehop.client.dialing import dial
+
+    async def refused() -> BaseException:
+        conn = HTTPConnection(("http", "127.0.0.1", 1))
+        try:
+            await dial(conn, None, 5.0)
+        except ConnectError as exc:
+            return exc
+        raise AssertionError("connected to port 1")
+
+    error = asyncio.run(refused())
+    assert isinstance(error.__cause__, ConnectionRefusedError)
+
+
 def test_server_config_pickles_for_workers() -> None:
     from onehop.server import Config
 

@@ -58,6 +58,13 @@ class Http2Settings:
             raise ValueError("http2 initial_window_size must be between 1 and 2^31-1 "
                              "(RFC 9113 §6.5.2)")
 
+    def __reduce__(self) -> tuple[type[Http2Settings], tuple[int, int, int]]:
+        """Pickle by the constructor (``--workers`` sends the config to each worker), as
+        :class:`~onehop.core.Limits` does: a compiled frozen dataclass cannot be rebuilt
+        by setting its fields one by one."""
+        return (Http2Settings, (self.max_concurrent_streams, self.max_header_list_size,
+                                self.initial_window_size))
+
 
 def http2_available() -> bool:
     """Whether the ``h2`` package is installed (without importing it); looked up once."""
