@@ -36,6 +36,7 @@ COMPILED_MODULES: Final = (
     "onehop._aio.endpoint",
     "onehop._aio.flow",
     "onehop._aio.handlers",
+    "onehop._aio.responding",
     "onehop._aio.serving",
     "onehop._aio.timer",
     "onehop._aio.tracing",
