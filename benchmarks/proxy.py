@@ -316,6 +316,16 @@ def contenders(tmp: Path, origin: int, nginx: str, baseline: str | None = None,
     return out
 
 
+def _env_for(c: Contender, env: dict[str, str]) -> dict[str, str]:
+    """The environment *c* runs in: ``PYTHONPATH`` from its ``src`` (none for the
+    compiled build's venv, another tree first for ``--baseline``)."""
+    if c.src == "":
+        return without_pythonpath(env)
+    if c.src is not None:
+        return {**env, "PYTHONPATH": os.pathsep.join([c.src, env.get("PYTHONPATH", "")])}
+    return env
+
+
 def _instantiate(c: Contender, port: int, tmp: Path, origin: int) -> list[str]:
     assert c.cmd is not None
     cmd = [a.replace("{port}", str(port)) for a in c.cmd]
@@ -487,10 +497,9 @@ def h2_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: st
     origin_cmd = [nginx, "-p", str(tmp), "-c", str(tmp / "origin-h2.conf")]
     template = tmp / "nginx-h2-proxy.conf.in"
     template.write_text(NGINX_H2_PROXY_CONF.replace("{workers}", "1"))
-    contenders_h2 = {
-        "onehop": contenders(tmp, oport, nginx)["onehop"],
-        "nginx": Contender("nginx", [nginx, "-p", str(tmp), "-c", str(template)]),
-    }
+    every = contenders(tmp, oport, nginx, compiled=compiled_python(args.compiled_venv))
+    contenders_h2 = {name: every[name] for name in ("onehop", "onehop-compiled") if name in every}
+    contenders_h2["nginx"] = Contender("nginx", [nginx, "-p", str(tmp), "-c", str(template)])
     names = [n for n in contenders_h2 if not args.proxies or n in args.proxies.split(",")]
     results: dict[str, list[Cell]] = {}
     with Running(origin_cmd, oport, env, tmp, cpus="1", ready=b"HTTP/1.1 200"):
@@ -500,7 +509,8 @@ def h2_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: st
                 cmd = _instantiate(contenders_h2[name], port, tmp, oport)
                 try:
                     # (ready once it accepts: nginx's h2c port does not answer HTTP/1.1)
-                    with Running(cmd, port, env, tmp, ready=b"") as proc:
+                    with Running(cmd, port, _env_for(contenders_h2[name], env), tmp,
+                                 ready=b"") as proc:
                         time.sleep(0.3)
                         cell = run_h2load(f"http://127.0.0.1:{port}/", proc.proc.pid,
                                           args.duration)
@@ -567,14 +577,8 @@ def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) 
                             port = free_port()
                             cmd = _instantiate(c, port, tmp, oport)
                             target = f"http://127.0.0.1:{oport}/" if c.absolute else "/"
-                            cenv = env
-                            if c.src == "":
-                                cenv = without_pythonpath(env)
-                            elif c.src is not None:
-                                cenv = {**env, "PYTHONPATH": os.pathsep.join(
-                                    [c.src, env.get("PYTHONPATH", "")])}
-                            with Running(cmd, port, cenv, tmp, cpus=c.cpus, target=target,
-                                         ready=b"HTTP/1.1 200") as proc:
+                            with Running(cmd, port, _env_for(c, env), tmp, cpus=c.cpus,
+                                         target=target, ready=b"HTTP/1.1 200") as proc:
                                 cell = wrk_proxy(port, proc.proc.pid, args.duration, conns, lua)
                     except (RuntimeError, subprocess.TimeoutExpired) as exc:
                         print(f"# {name} -c{conns}: {exc}", file=sys.stderr)

@@ -224,13 +224,17 @@ http {{
 """
 
 
-def h2_commands(port: int, tmp: Path) -> dict[str, list[str]]:
-    """The HTTP/2 contenders serving the hello app (nginx: its own 200) on *port*, h2c."""
+def h2_commands(port: int, tmp: Path, compiled: str | None = None) -> dict[str, list[str]]:
+    """The HTTP/2 contenders serving the hello app (nginx: its own 200) on *port*, h2c;
+    with *compiled* (a venv's Python), also ``onehop-compiled``."""
     py = sys.executable
     # (h2load does not reconnect after a GOAWAY: onehop's and nginx's requests-per-
     # connection limits, 1000 by default, are lifted so no connection ends mid-run.)
-    out = {"onehop": [*server_commands("bench_apps:hello", port)["onehop"],
-                      "--max-requests-per-connection", "100000000"]}
+    ours = server_commands("bench_apps:hello", port, apps_dir=str(tmp), compiled=compiled)
+    unlimited = ["--max-requests-per-connection", "100000000"]
+    out = {"onehop": [*ours["onehop"], *unlimited]}
+    if compiled:
+        out["onehop-compiled"] = [*ours["onehop-compiled"], *unlimited]
     if have("hypercorn"):
         out["hypercorn"] = server_commands("bench_apps:hello", port)["hypercorn"]
     granian = shutil.which("granian", path=f"{Path(py).parent}{os.pathsep}"
@@ -249,14 +253,15 @@ def h2_commands(port: int, tmp: Path) -> dict[str, list[str]]:
 
 def h2_rows(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
     """HTTP/2 hello world under h2load -c50 -m10: onehop against hypercorn, granian, nginx."""
-    names = list(h2_commands(0, tmp))
+    compiled = compiled_python(args.compiled_venv)
+    names = list(h2_commands(0, tmp, compiled))
     if args.servers:
         names = [n for n in names if n in args.servers.split(",")]
     results: dict[str, list[Cell]] = {}
     for repeat in range(args.repeats):
         for name in names if repeat % 2 == 0 else names[::-1]:
             port = free_port()
-            cmd = h2_commands(port, tmp)[name]
+            cmd = h2_commands(port, tmp, compiled)[name]
             try:
                 # (ready once it accepts: h2-only listeners do not answer an HTTP/1.1 probe)
                 with Running(cmd, port, env, tmp, ready=b"") as server:
@@ -298,7 +303,16 @@ def ws_rows(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
     load = Path(__file__).resolve().parent / "_wsload.py"
     granian = shutil.which("granian", path=f"{Path(sys.executable).parent}{os.pathsep}"
                                            f"{os.environ.get('PATH', '')}")
-    names = [n for n in WS_SERVERS if n != "granian" or granian]
+    compiled = compiled_python(args.compiled_venv)
+    templates = dict(WS_SERVERS)
+    if compiled:
+        # (The mypyc build from its venv: no PYTHONPATH but the apps' directory.)
+        ours = templates["onehop (websockets)"]
+        templates = {"onehop (websockets)": ours,
+                     "onehop-compiled (websockets)": ["env", f"PYTHONPATH={tmp}", compiled,
+                                                      *ours[1:]],
+                     **templates}
+    names = [n for n in templates if n != "granian" or granian]
     if args.ws_servers:
         names = [n for n in names if n in args.ws_servers.split(",")]
     if not have("uvicorn"):
@@ -308,7 +322,7 @@ def ws_rows(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
         for name in (names if repeat % 2 == 0 else names[::-1]):
             port = free_port()
             cmd = [a.format(py=sys.executable, port=port, granian=granian or "")
-                   for a in WS_SERVERS[name]]
+                   for a in templates[name]]
             try:
                 with Running(cmd, port, env, tmp, ready=b"HTTP/1.") as server:
                     cpu0 = cpu_seconds(server.proc.pid)
