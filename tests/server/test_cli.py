@@ -95,6 +95,7 @@ def test_serve_cli_bad_app_reference_is_named_without_traceback(app: str, says: 
     (["--port", "99999"], "port must be between 0 and 65535"),
     (["--workers", "0"], "workers must be >= 1"),
     (["--timeout-keep-alive", "-1"], "timeout_keep_alive must be > 0"),
+    (["--http2", "--http", "h11"], "--http2 contradicts --http h11 (HTTP/1.x only)"),
 ])
 def test_serve_cli_bad_option_exits_2_naming_it(args: list[str], says: str) -> None:
     status, out = _serve_fails(APP, *args)

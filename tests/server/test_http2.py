@@ -647,3 +647,37 @@ def test_without_the_h2_package_http2_is_off_and_says_how_to_get_it() -> None:
         capture_output=True, text=True, timeout=20)
     assert auto.stdout.strip() == "False"
     assert "HTTP/2 is off: the h2 package is not installed" in auto.stderr
+
+
+@pytest.mark.parametrize(("argv", "http"), [
+    (["--http2"], "auto"),
+    (["--http2", "--http", "h2"], "h2"),
+    ([], "auto"),
+    (["--http", "h11"], "h11"),
+])
+def test_uvicorns_http2_flag_means_http_auto_for_serve_and_proxy(argv: list[str],
+                                                                   http: str) -> None:
+    """A uvicorn command line with ``--http2`` works: HTTP/2 is on by default here."""
+    from onehop.cli import build_parser
+    from onehop.proxy.cli import build_config
+    from onehop.server.cli import config_from_args
+
+    parser = build_parser()
+    serve = parser.parse_args(["serve", "tests.server.apps:app", *argv])
+    assert config_from_args(serve).http == http
+    proxy = parser.parse_args(["proxy", "--upstream", "http://127.0.0.1:9", *argv])
+    assert build_config(proxy).http == http
+
+
+def test_http2_with_an_http1_only_choice_is_a_clear_error() -> None:
+    from onehop.cli import build_parser
+    from onehop.proxy.cli import build_config
+    from onehop.proxy.config import ConfigError
+    from onehop.server.cli import config_from_args
+
+    parser = build_parser()
+    with pytest.raises(ValueError, match="--http2 contradicts --http h11"):
+        config_from_args(parser.parse_args(["serve", "x:y", "--http2", "--http", "h11"]))
+    with pytest.raises(ConfigError, match="--http2 contradicts --http httptools"):
+        build_config(parser.parse_args(["proxy", "--upstream", "http://127.0.0.1:9",
+                                        "--http2", "--http", "httptools"]))

@@ -96,6 +96,10 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
         "--http", choices=HTTP_CHOICES, default=None,
         help="protocols: auto (HTTP/1.x, and HTTP/2 on the same port by prior knowledge or "
              "ALPN h2; the default), h11 or httptools (HTTP/1.x only), h2 (HTTP/2 only)")
+    g.add_argument(
+        "--http2", action="store_true",
+        help="uvicorn's flag, accepted so its command lines work: HTTP/2 is on by default "
+             "(the same as --http auto)")
     defaults = Http2Settings()
     g.add_argument("--h2-max-concurrent-streams", type=int, default=None, metavar="N",
                    help="HTTP/2 streams a client may have open at once "
@@ -106,6 +110,20 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--h2-initial-window-size", type=int, default=None, metavar="BYTES",
                    help="HTTP/2 flow-control window per stream for request content "
                         f"(default {defaults.initial_window_size})")
+
+
+def http_from_args(args: argparse.Namespace) -> str | None:
+    """The ``--http`` choice, with uvicorn's ``--http2`` read as ``auto`` (None when
+    neither is given, so a config file's value stands).
+
+    Raises:
+        ValueError: ``--http2`` with an HTTP/1.x-only ``--http``.
+    """
+    if getattr(args, "http2", False):
+        if args.http in ("h11", "httptools"):
+            raise ValueError(f"--http2 contradicts --http {args.http} (HTTP/1.x only)")
+        return args.http or "auto"
+    return args.http  # type: ignore[no-any-return]
 
 
 def http2_from_args(args: argparse.Namespace, base: Http2Settings) -> Http2Settings:

@@ -21,6 +21,7 @@ from onehop._aio.process import (
     add_tls_arguments,
     add_version,
     http2_from_args,
+    http_from_args,
     tls_from_args,
 )
 from onehop._aio.sockets import bind_socket, describe
@@ -126,8 +127,12 @@ def build_config(args: argparse.Namespace) -> ProxyConfig:
     if args.underscores_in_headers:
         cfg.headers.underscores = parse_underscores(args.underscores_in_headers,
                                                     "--underscores-in-headers")
-    if args.http is not None:
-        cfg.http = args.http
+    try:
+        http = http_from_args(args)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if http is not None:
+        cfg.http = http
     try:
         cfg.http2 = http2_from_args(args, cfg.http2)
     except ValueError as exc:

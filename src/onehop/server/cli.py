@@ -15,6 +15,7 @@ from onehop._aio.process import (
     add_log_arguments,
     add_tls_arguments,
     add_version,
+    http_from_args,
     tls_from_args,
 )
 from onehop._aio.reload import ReloadUnavailable, check_available
@@ -187,8 +188,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def _http_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`Config` keywords of ``--http`` and the ``--h2-*`` flags given."""
     out: dict[str, Any] = {}
-    if args.http is not None:
-        out["http"] = args.http
+    http = http_from_args(args)
+    if http is not None:
+        out["http"] = http
     for name in ("max_concurrent_streams", "max_header_list_size", "initial_window_size"):
         value = getattr(args, f"h2_{name}")
         if value is not None:
