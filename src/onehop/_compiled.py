@@ -42,6 +42,7 @@ COMPILED_MODULES: Final = (
     "onehop._aio.tracing",
     "onehop.server.asgi",
     "onehop.server.heads",
+    "onehop.server.proxyheaders",
     "onehop.proxy.downstream",
     "onehop.proxy.exchange",
     "onehop.proxy.hop",

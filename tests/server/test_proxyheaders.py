@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from onehop.server import proxyheaders
 from onehop.server.proxyheaders import TrustedHosts
 
 ENTRIES = ["10.0.0.0/8", "127.0.0.1", "::1", "/run/app.sock"]
@@ -23,9 +20,8 @@ def test_a_remembered_verdict_is_the_verdict_of_a_fresh_list() -> None:
                      "not-an-address": False, "": False}
 
 
-def test_the_memo_stays_bounded_and_right_past_its_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(proxyheaders, "_MEMO_SIZE", 4)
-    trusted = TrustedHosts(["10.0.0.0/8"])
+def test_the_memo_stays_bounded_and_right_past_its_size() -> None:
+    trusted = TrustedHosts(["10.0.0.0/8"], memo_size=4)
     for i in range(50):
         assert (f"10.0.0.{i}" in trusted) is True
         assert (f"11.0.0.{i}" in trusted) is False

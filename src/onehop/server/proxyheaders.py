@@ -19,16 +19,19 @@ from typing import Any, Final
 _SCHEMES: Final = frozenset({"http", "https", "ws", "wss"})
 #: Verdicts remembered per host: a peer's address is asked about on every request it
 #: sends, and parsing it (``ipaddress``) cost about 6% of a small request's CPU.
-_MEMO_SIZE: Final = 1024
+MEMO_SIZE: Final = 1024
 
 
 class TrustedHosts:
     """The ``--forwarded-allow-ips`` list, parsed once."""
 
-    __slots__ = ("_memo", "always", "literals", "networks")
+    __slots__ = ("_memo", "always", "literals", "memo_size", "networks")
 
-    def __init__(self, entries: Iterable[str]) -> None:
+    def __init__(self, entries: Iterable[str], memo_size: int = MEMO_SIZE) -> None:
         self.always = False
+        #: Peer addresses whose verdict is remembered (a keep-alive peer's address is not
+        #: parsed on every request); past it the memo starts over.
+        self.memo_size = memo_size
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         self.literals: set[str] = set()
         self._memo: dict[str, bool] = {}
@@ -57,7 +60,7 @@ class TrustedHosts:
                 trusted = False
             else:
                 trusted = any(address in network for network in self.networks)
-        if len(self._memo) >= _MEMO_SIZE:
+        if len(self._memo) >= self.memo_size:
             self._memo.clear()
         self._memo[host] = trusted
         return trusted
