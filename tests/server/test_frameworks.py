@@ -53,9 +53,12 @@ def quart_app(events: list[str]) -> Quart:
 
     @app.websocket("/ws")
     async def ws_view() -> None:
-        while True:
-            message = await quart_websocket.receive()
-            await quart_websocket.send(f"quart: {message}")
+        try:
+            while True:
+                message = await quart_websocket.receive()
+                await quart_websocket.send(f"quart: {message}")
+        finally:
+            events.append("websocket over")
 
     return app
 
@@ -80,9 +83,12 @@ def litestar_app(events: list[str]) -> Litestar:
     @websocket("/ws")
     async def ws_view(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.accept()
-        while True:
-            message = await socket.receive_text()
-            await socket.send_text(f"litestar: {message}")
+        try:
+            while True:
+                message = await socket.receive_text()
+                await socket.send_text(f"litestar: {message}")
+        finally:
+            events.append("websocket over")
 
     async def startup() -> None:
         events.append("startup")
@@ -135,8 +141,11 @@ def test_framework_websocket_echo_rfc6455(name: str) -> None:
                 got.append(str(await ws.recv()))
             return got
 
-    with running(FRAMEWORKS[name]([])) as server:
+    events: list[str] = []
+    with running(FRAMEWORKS[name](events)) as server:
         got = asyncio.run(client(server.port))
         assert got == [f"{name}: one", f"{name}: " + "two" * 10_000]
-        # The client left: the app's endpoint task ends (no connection is kept).
+        # The client left: the app's endpoint ends (its receive learns of the disconnect)
+        # and the connection is gone.
+        assert wait_for(lambda: events == ["websocket over"])
         assert wait_for(lambda: not server.state.connections)

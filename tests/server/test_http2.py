@@ -669,6 +669,36 @@ def test_uvicorns_http2_flag_means_http_auto_for_serve_and_proxy(argv: list[str]
     assert build_config(proxy).http == http
 
 
+@pytest.mark.parametrize(("configured", "argv", "http"), [
+    ("h2", ["--http2"], "h2"),
+    ("auto", ["--http2"], "auto"),
+    ("h11", ["--http", "auto", "--http2"], "auto"),
+])
+def test_http2_flag_keeps_the_proxy_config_files_choice(tmp_path: Any, configured: str,
+                                                       argv: list[str], http: str) -> None:
+    """``--http2`` only asks that HTTP/2 stay on: a config file's ``h2`` (HTTP/2 only)
+    stands, and ``--http`` given beside it wins over the file as usual."""
+    from onehop.cli import build_parser
+    from onehop.proxy.cli import build_config
+
+    conf = tmp_path / "proxy.toml"
+    conf.write_text(f'http = "{configured}"\n[upstreams]\napp = ["http://127.0.0.1:9"]\n')
+    args = build_parser().parse_args(["proxy", "--config", str(conf), *argv])
+    assert build_config(args).http == http
+
+
+def test_http2_flag_against_a_config_file_http1_only_is_a_clear_error(tmp_path: Any) -> None:
+    from onehop.cli import build_parser
+    from onehop.proxy.cli import build_config
+    from onehop.proxy.config import ConfigError
+
+    conf = tmp_path / "proxy.toml"
+    conf.write_text('http = "h11"\n[upstreams]\napp = ["http://127.0.0.1:9"]\n')
+    args = build_parser().parse_args(["proxy", "--config", str(conf), "--http2"])
+    with pytest.raises(ConfigError, match="--http2 contradicts the config file's http h11"):
+        build_config(args)
+
+
 def test_http2_with_an_http1_only_choice_is_a_clear_error() -> None:
     from onehop.cli import build_parser
     from onehop.proxy.cli import build_config

@@ -350,6 +350,7 @@ class ServerEndpoint(Responder):
             self._pump()
         # else: nothing buffered and nothing owed: the next bytes drive the core.
 
+
 class _Http2Only:
     """The handler of an HTTP/1.x connection to a listener that speaks HTTP/2 only
     (``http = "h2"``): every request gets ``505 HTTP Version Not Supported`` (RFC 9110

@@ -10,7 +10,7 @@ import platform
 from typing import Any
 
 from onehop._aio.logs import LOG_LEVELS
-from onehop._aio.serving import HTTP_CHOICES, Http2Settings
+from onehop._aio.serving import HTTP_CHOICES, Http2Settings, http2_available
 from onehop._aio.tls import DEFAULT_CERT_REQS, DEFAULT_SSL_VERSION, TLSSettings
 from onehop._version import __version__
 
@@ -98,8 +98,8 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
              "ALPN h2; the default), h11 or httptools (HTTP/1.x only), h2 (HTTP/2 only)")
     g.add_argument(
         "--http2", action="store_true",
-        help="uvicorn's flag, accepted so its command lines work: HTTP/2 is on by default "
-             "(the same as --http auto)")
+        help="uvicorn's flag: HTTP/2 is on by default here, so this only checks that it "
+             "stays on (an error with --http h11, or without the h2 package)")
     defaults = Http2Settings()
     g.add_argument("--h2-max-concurrent-streams", type=int, default=None, metavar="N",
                    help="HTTP/2 streams a client may have open at once "
@@ -112,18 +112,24 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
                         f"(default {defaults.initial_window_size})")
 
 
-def http_from_args(args: argparse.Namespace) -> str | None:
-    """The ``--http`` choice, with uvicorn's ``--http2`` read as ``auto`` (None when
-    neither is given, so a config file's value stands).
+def http_from_args(args: argparse.Namespace, configured: str | None = None) -> str | None:
+    """The protocol choice: ``--http`` when given (None otherwise, so a config file's
+    value stands). uvicorn's ``--http2`` only asks that HTTP/2 stay on, so it checks
+    the choice that will be used (``--http``, else *configured*: a config file's).
 
     Raises:
-        ValueError: ``--http2`` with an HTTP/1.x-only ``--http``.
+        ValueError: ``--http2`` with an HTTP/1.x-only choice, or without the ``h2``
+            package.
     """
+    chosen: str | None = args.http
     if getattr(args, "http2", False):
-        if args.http in ("h11", "httptools"):
-            raise ValueError(f"--http2 contradicts --http {args.http} (HTTP/1.x only)")
-        return args.http or "auto"
-    return args.http  # type: ignore[no-any-return]
+        effective = chosen or configured
+        if effective in ("h11", "httptools"):
+            where = "--http" if chosen else "the config file's http"
+            raise ValueError(f"--http2 contradicts {where} {effective} (HTTP/1.x only)")
+        if not http2_available():
+            raise ValueError("--http2 needs the h2 package: pip install 'onehop[h2]'")
+    return chosen
 
 
 def http2_from_args(args: argparse.Namespace, base: Http2Settings) -> Http2Settings:

@@ -96,8 +96,8 @@ class Responder(asyncio.Protocol):
     whose body is still arriving after its response) and ``mode``. The
     handler writes through ``core.send`` (the response's connection part from
     :meth:`response_connection`) and :meth:`write`, ends with :meth:`finish`,
-    and may call :meth:`send_error`, :meth:`informational`, :meth:`pause_reading`,
-    :meth:`resume_reading`, :meth:`switch` and :meth:`abort`.
+    and may call :meth:`send_error`, :meth:`informational`, :meth:`switch` and
+    :meth:`abort` (reading is paused and resumed on the subclass).
     """
 
     __slots__ = (

@@ -128,7 +128,7 @@ def build_config(args: argparse.Namespace) -> ProxyConfig:
         cfg.headers.underscores = parse_underscores(args.underscores_in_headers,
                                                     "--underscores-in-headers")
     try:
-        http = http_from_args(args)
+        http = http_from_args(args, cfg.http)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if http is not None:
