@@ -24,6 +24,16 @@ from tests.server.helpers import running
 pytestmark = pytest.mark.timeout(30)
 
 
+async def echo_until_gone(receive: Any, send: Any, prefix: str, events: list[str]) -> None:
+    """Echo each text message with *prefix* until the client leaves (the framework's
+    receive raises); note the end in *events*."""
+    try:
+        while True:
+            await send(f"{prefix}: {await receive()}")
+    finally:
+        events.append("websocket over")
+
+
 def quart_app(events: list[str]) -> Quart:
     app = Quart(__name__)
 
@@ -53,12 +63,7 @@ def quart_app(events: list[str]) -> Quart:
 
     @app.websocket("/ws")
     async def ws_view() -> None:
-        try:
-            while True:
-                message = await quart_websocket.receive()
-                await quart_websocket.send(f"quart: {message}")
-        finally:
-            events.append("websocket over")
+        await echo_until_gone(quart_websocket.receive, quart_websocket.send, "quart", events)
 
     return app
 
@@ -83,12 +88,7 @@ def litestar_app(events: list[str]) -> Litestar:
     @websocket("/ws")
     async def ws_view(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.accept()
-        try:
-            while True:
-                message = await socket.receive_text()
-                await socket.send_text(f"litestar: {message}")
-        finally:
-            events.append("websocket over")
+        await echo_until_gone(socket.receive_text, socket.send_text, "litestar", events)
 
     async def startup() -> None:
         events.append("startup")
