@@ -368,15 +368,24 @@ class Responder(asyncio.Protocol):
     def close(self) -> None:
         """End the connection; linger when the client may still be sending (RFC 9112 §9.6)."""
         mode = self.mode
-        if mode is Mode.LINGER or mode is Mode.CLOSED or self.transport is None:
+        transport = self.transport
+        if mode is Mode.LINGER or mode is Mode.CLOSED or transport is None:
             return
-        if mode is _TUNNEL or mode is _HTTP2:  # (the tunnel passes half-closes on itself)
+        if mode is _HTTP2:
+            # A GOAWAY went out first: linger too, or a client still sending (a rapid-reset
+            # attacker, a busy multiplexer) gets a reset that can drop the GOAWAY unread.
+            if self.eof or not transport.can_write_eof():
+                self.mode = Mode.CLOSED
+                transport.close()
+            else:
+                self._linger(transport)
+            return
+        if mode is _TUNNEL:  # (the tunnel passes half-closes on itself)
             self.mode = Mode.CLOSED
-            self.transport.close()
+            transport.close()
             return
         self._timer.cancel()
         self._deadline = _NO_DEADLINE
-        transport = self.transport
         if not self.body_complete:
             self._read_ready_body()
         unread = self.core.buffered or not self.body_complete
@@ -386,8 +395,11 @@ class Responder(asyncio.Protocol):
             self._drop_current()
             transport.close()
             return
-        # Shut our write side so the client reads the whole response, then discard its
-        # input for a bounded time instead of resetting the connection.
+        self._linger(transport)
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Shut our write side so the client reads all we wrote, then discard its input
+        for a bounded time (``linger_timeout``) instead of resetting the connection."""
         self.mode = Mode.LINGER
         self._drop_current()
         if self.read_paused:
