@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from onehop.core import NEED_DATA, PAUSED, Connection, Event, Role
 
@@ -43,8 +47,45 @@ class ConnectionPair:
         return events(self.client, b"".join(self.server.send(e) for e in evs))
 
 
+#: Each test process (pytest-xdist worker) hands out ports from its own slice below the
+#: kernel's ephemeral range: a port picked by binding to 0 and closed again could be
+#: given by the kernel to another worker's (or a client socket's) next bind before the
+#: peer a test starts has bound it ("Address already in use", seen in CI).
+_SLICE: Final = 2000
+_FIRST: Final = 10000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _slice() -> range | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    low = _FIRST + index * _SLICE
+    return range(low, low + _SLICE) if low + _SLICE <= _ephemeral_low() else None
+
+
+_ports: Final = _slice()
+_next: Final = itertools.count(random.randrange(_SLICE))
+
+
 def free_port() -> int:
-    """A TCP port free on loopback right now (for peers the tests start)."""
+    """A TCP port free on loopback right now (for peers the tests start): the next one
+    of this process's slice that binds (see ``_SLICE``); bound to 0 when there is no
+    slice (more workers than slices, or a low ephemeral range)."""
+    if _ports is not None:
+        for _ in range(_SLICE):
+            port = _ports[next(_next) % _SLICE]
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
