@@ -37,7 +37,7 @@ from typing import Final
 
 from onehop._aio import http2
 from onehop._aio.h2fields import PREFACE
-from onehop._aio.handlers import Endpoint, HandlerFactory, RequestHandler
+from onehop._aio.handlers import ANSWERED, Endpoint, HandlerFactory, RequestHandler
 from onehop._aio.responding import Deadline, Mode, Responder, address_of, error_log
 from onehop._aio.serving import ServingState
 from onehop.core import (
@@ -361,31 +361,7 @@ class _Http2Only:
     def on_request(self, endpoint: Endpoint, request: Request) -> RequestHandler:
         endpoint.send_error(505, "HTTP Version Not Supported: this server speaks HTTP/2 only "
                                  "(prior knowledge on cleartext, ALPN h2 on TLS)")
-        return _NOTHING
+        return ANSWERED
 
     def on_closed(self) -> None:
         pass
-
-
-class _Nothing:
-    """A request handler with nothing left to do (its request was answered at once)."""
-
-    __slots__ = ()
-
-    def on_body(self, data: bytes) -> None:
-        pass
-
-    def on_end(self, trailers: object) -> None:
-        pass
-
-    def on_writable(self) -> None:
-        pass
-
-    def on_eof(self) -> None:
-        pass
-
-    def on_lost(self) -> None:
-        pass
-
-
-_NOTHING: Final = _Nothing()

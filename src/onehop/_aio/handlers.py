@@ -142,6 +142,32 @@ class TunnelReceiver(Protocol):
         """Graceful shutdown begins (a WebSocket closes with 1012; a byte tunnel lasts)."""
 
 
+class Answered:
+    """The request handler of a request answered at once (an error the server gives
+    itself, say): nothing is left for its body or the connection's news."""
+
+    __slots__ = ()
+
+    def on_body(self, data: bytes) -> None:
+        pass
+
+    def on_end(self, trailers: Headers) -> None:
+        pass
+
+    def on_writable(self) -> None:
+        pass
+
+    def on_eof(self) -> None:
+        pass
+
+    def on_lost(self) -> None:
+        pass
+
+
+#: The one :class:`Answered` (it keeps no state).
+ANSWERED: Final = Answered()
+
+
 def error_response(status: int, text: str, connection: ConnectionInfo | None = None,
                    extra: list[tuple[bytes, bytes]] | None = None) -> tuple[Response, bytes]:
     """A short ``text/plain`` answer with ``Date`` (and *extra* fields); its connection

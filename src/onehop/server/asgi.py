@@ -16,7 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
-from onehop._aio.handlers import Endpoint
+from onehop._aio.handlers import ANSWERED, Answered, Endpoint
 from onehop.core import Data, EndOfMessage, Headers, InformationalResponse, Request, Response
 from onehop.core.target import parse_absolute_form
 from onehop.errors import ClientDisconnected, InvalidRequestTarget
@@ -79,23 +79,23 @@ class AsgiService:
         self.ws_engine = wsengine.available(config.ws)
 
     def on_request(self, endpoint: Endpoint,
-                   request: Request) -> RequestCycle | WebSocketCycle | Refusal:
+                   request: Request) -> RequestCycle | WebSocketCycle | Answered:
         """The handler for *request*: a cycle running the app, or a refusal the server
         answers itself (CONNECT; an absolute-form target no origin can serve)."""
         if self.ws_engine is not None and offers_websocket(request):
             try:
                 key = check_handshake(request)
             except HandshakeError as exc:
-                return Refusal(endpoint, exc.status, exc.text, exc.headers)
+                return refuse(endpoint, exc.status, exc.text, exc.headers)
             return WebSocketCycle(self, endpoint, request, self.ws_engine, key)
         if request.method == b"CONNECT" and not self.config.connect_to_app:
             # An origin opens no tunnels (RFC 9110 §9.3.6): 501, "does not support the
             # functionality required" (§15.6.2), and the connection closes.
-            return Refusal(endpoint, 501, "Not Implemented: CONNECT is not served here")
+            return refuse(endpoint, 501, "Not Implemented: CONNECT is not served here")
         try:
             cycle = RequestCycle(self, endpoint, request)
         except InvalidRequestTarget as exc:
-            return Refusal(endpoint, exc.status_hint, f"Bad Request: {exc}")
+            return refuse(endpoint, exc.status_hint, f"Bad Request: {exc}")
         # The cycle drops its task from ``tasks`` when run() ends (no done callback:
         # that would cost one more loop callback per request).
         task = cycle.task = endpoint.loop.create_task(cycle.run())
@@ -112,30 +112,12 @@ class AsgiService:
         return self.tasks
 
 
-class Refusal:
-    """A request the server answers itself with an error and ``close``."""
-
-    __slots__ = ()
-
-    def __init__(self, endpoint: Endpoint, status: int, text: str,
-                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        logger.info("%s: %d %s", endpoint.client_addr or "-", status, text)
-        endpoint.send_error(status, text, headers=headers)
-
-    def on_body(self, data: bytes) -> None:
-        pass
-
-    def on_end(self, trailers: Headers) -> None:
-        pass
-
-    def on_writable(self) -> None:
-        pass
-
-    def on_eof(self) -> None:
-        pass
-
-    def on_lost(self) -> None:
-        pass
+def refuse(endpoint: Endpoint, status: int, text: str,
+           headers: list[tuple[bytes, bytes]] | None = None) -> Answered:
+    """Answer a request the server refuses itself with an error and ``close``."""
+    logger.info("%s: %d %s", endpoint.client_addr or "-", status, text)
+    endpoint.send_error(status, text, headers=headers)
+    return ANSWERED
 
 
 class RequestCycle:
