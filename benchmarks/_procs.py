@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import time
@@ -134,6 +135,28 @@ class Cell:
     cpu_us: float
     rss_mib: float
     errors: int = 0
+
+
+def print_h2_table(names: list[str], results: dict[str, list[Cell]], role: str,
+                   onehop_over_them: bool) -> None:
+    """The HTTP/2 rows (median of each name's cells) as a Markdown table, each compared
+    with ``onehop``'s: by requests/s (the server table says theirs ÷ onehop's, the proxy
+    table onehop's ÷ theirs, as their other tables do) and by CPU per request."""
+    ref = statistics.median(c.rps for c in results["onehop"])
+    ref_cpu = statistics.median(c.cpu_us for c in results["onehop"])
+    ratio = "onehop req/s ÷ its" if onehop_over_them else "vs onehop"
+    print(f"| {role} | req/s | {ratio} | CPU µs/req | its CPU ÷ onehop's | peak RSS MiB | "
+          "errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in names:
+        cells = results.get(name)
+        if not cells:
+            continue
+        rps = statistics.median(c.rps for c in cells)
+        cpu = statistics.median(c.cpu_us for c in cells)
+        print(f"| {name} | {rps:,.0f} | {(ref / rps if onehop_over_them else rps / ref):.2f}x "
+              f"| {cpu:.1f} | {cpu / ref_cpu:.2f}x | {max(c.rss_mib for c in cells):.1f} | "
+              f"{sum(c.errors for c in cells)} |")
 
 
 def run_wrk(wrk_args: list[str], url: str, pid: int | None, duration: float) -> Cell:

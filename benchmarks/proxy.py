@@ -81,6 +81,7 @@ from _procs import (
     compiled_python,
     free_port,
     have,
+    print_h2_table,
     run_h2load,
     run_wrk,
     status_kib,
@@ -522,23 +523,10 @@ def h2_bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: st
                       + (f"  errors {cell.errors}" if cell.errors else ""), file=sys.stderr)
     if not results.get("onehop"):
         return
-    ref = statistics.median(c.rps for c in results["onehop"])
-    ref_cpu = statistics.median(c.cpu_us for c in results["onehop"])
     print(f"\nHTTP/2 from the client (h2c, prior knowledge), HTTP/1.1 to the origin: h2load "
           f"-c50 -m10 -D{args.duration:g}, median of {args.repeats}; proxy on CPU 0, h2load "
           "and the nginx origin on CPU 1\n")
-    print("| proxy | req/s | onehop req/s ÷ its | CPU µs/req | its CPU ÷ onehop's | "
-          "peak RSS MiB | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name in names:
-        cells = results.get(name)
-        if not cells:
-            continue
-        rps = statistics.median(c.rps for c in cells)
-        cpu = statistics.median(c.cpu_us for c in cells)
-        print(f"| {name} | {rps:,.0f} | {ref / rps:.2f}x | {cpu:.1f} | {cpu / ref_cpu:.2f}x | "
-              f"{max(c.rss_mib for c in cells):.1f} | {sum(c.errors for c in cells)} |")
-
+    print_h2_table(names, results, "proxy", onehop_over_them=True)
 
 def bench(args: argparse.Namespace, tmp: Path, env: dict[str, str], nginx: str) -> None:
     """The wrk comparison table: one row per contender and number of connections."""

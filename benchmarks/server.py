@@ -55,6 +55,7 @@ from _procs import (
     cpu_seconds,
     free_port,
     have,
+    print_h2_table,
     run_h2load,
     run_wrk,
     status_kib,
@@ -277,20 +278,9 @@ def h2_rows(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
     if not results.get("onehop"):
         return
     ref = statistics.median(c.rps for c in results["onehop"])
-    ref_cpu = statistics.median(c.cpu_us for c in results["onehop"])
     print(f"\nHTTP/2 (h2c, prior knowledge), hello app: h2load -c50 -m10 -D{args.duration:g}, "
           f"median of {args.repeats}; server on CPU 0, h2load on CPU 1\n")
-    print("| server | req/s | vs onehop | CPU µs/req | its CPU ÷ onehop's | peak RSS MiB | "
-          "errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name in names:
-        cells = results.get(name)
-        if not cells:
-            continue
-        rps = statistics.median(c.rps for c in cells)
-        cpu = statistics.median(c.cpu_us for c in cells)
-        print(f"| {name} | {rps:,.0f} | {rps / ref:.2f}x | {cpu:.1f} | {cpu / ref_cpu:.2f}x | "
-              f"{max(c.rss_mib for c in cells):.1f} | {sum(c.errors for c in cells)} |")
+    print_h2_table(names, results, "server", onehop_over_them=False)
     if results.get("hypercorn"):
         ratio = ref / statistics.median(c.rps for c in results["hypercorn"])
         print(f"\nonehop / hypercorn over HTTP/2: {ratio:.2f}x req/s (target 2x): "
