@@ -5,11 +5,15 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from onehop.core import NEED_DATA, PAUSED, Connection, Event, Role
 
@@ -125,3 +129,30 @@ def workers_of(pid: int) -> set[int]:
         if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmdline:
             found.add(int(entry.name))
     return found
+
+
+#: The repository root, where ``python -m onehop`` finds the tests' apps.
+ROOT: Final = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def onehop_process(*argv: str, merge_output: bool = False,
+                   text: bool = True) -> Iterator[subprocess.Popen[Any]]:
+    """``python -m onehop ARGV`` from the repository root, stdout and stderr piped apart
+    (or merged); on exit it is killed if still running, with any worker it started."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onehop", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_output else subprocess.PIPE, text=text)
+    try:
+        yield proc
+    finally:
+        leftovers = workers_of(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for pid in leftovers | workers_of(proc.pid):
+            if is_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()

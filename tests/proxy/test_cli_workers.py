@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import is_alive, wait_for, workers_of
+from tests.helpers import ROOT, is_alive, wait_for, workers_of
 from tests.proxy.helpers import RawUpstream, free_port, read_head
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def tree(pid: int) -> list[int]:

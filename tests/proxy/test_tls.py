@@ -20,7 +20,7 @@ import pytest
 
 from onehop.proxy import ProxyConfig
 from onehop.proxy.config import ConfigError, from_dict
-from tests.helpers import free_port, is_alive, wait_for, workers_of
+from tests.helpers import ROOT, free_port, onehop_process, wait_for
 from tests.proxy.helpers import ProxyThread, RawUpstream, read_head
 from tests.server.certs import Certs, make_certs
 from tests.server.helpers import running
@@ -31,7 +31,6 @@ pytestmark = [
                        reason="needs the openssl and curl commands (.ci/run installs them)"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +50,8 @@ async def echo(scope: Any, receive: Any, send: Any) -> None:
 @contextmanager
 def proxy_cli(*args: str) -> Iterator[subprocess.Popen[str]]:
     """``python -m onehop proxy ARGS`` (stdout and stderr apart); reaped with its workers."""
-    proc = subprocess.Popen([sys.executable, "-m", "onehop", "proxy", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with onehop_process("proxy", *args) as proc:
         yield proc
-    finally:
-        leftovers = workers_of(proc.pid)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        for pid in leftovers:
-            if is_alive(pid):
-                subprocess.run(["kill", "-9", str(pid)], check=False)
 
 
 def accepts(port: int) -> bool:

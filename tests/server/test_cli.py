@@ -11,39 +11,23 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, is_alive, wait_for, workers_of
+from tests.helpers import ROOT, free_port, is_alive, onehop_process, wait_for, workers_of
 
 pytestmark = pytest.mark.timeout(30)
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.server.apps:app"
 
 
 
 @contextmanager
 def serve(*args: str, app: str = APP) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``python -m onehop serve APP ARGS`` from the repository root; always reap it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "onehop", "serve", app, "--no-access-log", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
+    """Start ``python -m onehop serve APP ARGS`` (output merged); always reap it."""
+    with onehop_process("serve", app, "--no-access-log", *args, merge_output=True,
+                        text=False) as proc:
         yield proc
-    finally:
-        leftovers = workers_of(proc.pid)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        for pid in leftovers | workers_of(proc.pid):
-            if is_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
 
 
 def get(port: int, timeout: float = 10) -> tuple[int, bytes]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from onehop._aio import logs
-from tests.helpers import free_port, is_alive, wait_for, workers_of
+from tests.helpers import free_port, onehop_process, wait_for, workers_of
 from tests.server.test_cli import ROOT, get, serve
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,18 +30,8 @@ pytestmark = pytest.mark.timeout(60)
 def serve_split(*args: str, app: str = "tests.server.apps:app"
                 ) -> Iterator[subprocess.Popen[str]]:
     """``onehop serve APP ARGS`` with stdout and stderr apart; SIGKILLed if still running."""
-    proc = subprocess.Popen([sys.executable, "-m", "onehop", "serve", app, *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with onehop_process("serve", app, *args) as proc:
         yield proc
-    finally:
-        leftovers = workers_of(proc.pid)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        for pid in leftovers:
-            if is_alive(pid):
-                subprocess.run(["kill", "-9", str(pid)], check=False)
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
